@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/spf13/cobra"
+)
+
+func newValidateCommand(s *settings) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [FILE]",
+		Short: "Check a lab file and list every problem in it",
+		Long: `validate loads the lab file strictly (unknown fields, wrong types and YAML errors
+are reported with file:line:column) and checks the topology. Every problem is
+listed at once; warnings do not fail. Exit code 1 when there are errors.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := labFile(args)
+			lab, warns, err := labfile.Load(file)
+			var probs labfile.Problems
+			switch {
+			case errors.As(err, &probs):
+			case err != nil:
+				return err
+			default:
+				probs = warns
+			}
+			out := cmd.OutOrStdout()
+			if s.Output == "json" {
+				type problem struct {
+					File     string `json:"file"`
+					Line     int    `json:"line,omitempty"`
+					Column   int    `json:"column,omitempty"`
+					Path     string `json:"path,omitempty"`
+					Severity string `json:"severity"`
+					Message  string `json:"message"`
+					Hint     string `json:"hint,omitempty"`
+				}
+				res := struct {
+					File     string    `json:"file"`
+					Valid    bool      `json:"valid"`
+					Problems []problem `json:"problems"`
+				}{File: file, Valid: err == nil, Problems: []problem{}}
+				for _, p := range probs {
+					res.Problems = append(res.Problems, problem{p.File, p.Line, p.Column, p.Path, p.Severity.String(), p.Message, p.Hint})
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if encErr := enc.Encode(res); encErr != nil {
+					return encErr
+				}
+			} else {
+				for _, p := range probs {
+					fmt.Fprintln(cmd.ErrOrStderr(), p)
+				}
+			}
+			if err != nil {
+				return silentError{fmt.Errorf("%s: %d errors", file, len(probs.Errors()))}
+			}
+			if s.Output == "text" {
+				fmt.Fprintf(out, "%s: lab %s is valid: %d nodes (%d control planes), provider %s, endpoint %s (%s), cni %s\n",
+					file, lab.Metadata.Name, len(lab.Nodes), len(lab.ControlPlanes()), lab.Provider.Type,
+					lab.EndpointString(), lab.ControlPlane.Mode, lab.CNI.Type)
+			}
+			return nil
+		},
+	}
+}
+
+// loadLab loads a lab file for commands that need a valid one, printing its
+// warnings to stderr.
+func loadLab(cmd *cobra.Command, args []string) (*labfile.Lab, error) {
+	lab, warns, err := labfile.Load(labFile(args))
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warns {
+		fmt.Fprintln(cmd.ErrOrStderr(), w)
+	}
+	return lab, nil
+}
