@@ -1,0 +1,37 @@
+#!/bin/bash
+# Rendered by lab for node lb2 of lab ha-lb. `lab up` overwrites it: edit the lab file instead.
+#
+# Keepalived's track script: it succeeds only while this node's load-balancer
+# path works, so that a node that cannot serve the API gives up the VIP.
+#  1. HAProxy's local health endpoint says at least one kube-apiserver passes
+#     its TLS /healthz check;
+#  2. HAProxy accepts connections on the API port;
+#  3. if this node holds the VIP, the API port answers on the VIP too.
+# It needs only bash and iproute2, both on every node.
+set -u
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+fail() {
+    echo "check_apiserver: $*" >&2
+    exit 1
+}
+
+# connect HOST PORT succeeds when something accepts TCP connections there.
+connect() {
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+}
+
+status=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" &&
+    printf "GET /healthz HTTP/1.0\r\n\r\n" >&3 && head -n 1 <&3' 127.0.0.1 8404 2>/dev/null)
+case $status in
+"HTTP/1."?" 200 "*) ;;
+"") fail "HAProxy does not answer on 127.0.0.1:8404" ;;
+*) fail "HAProxy has no healthy kube-apiserver (${status%$'\r'})" ;;
+esac
+
+connect 127.0.0.1 6443 || fail "nothing accepts on 127.0.0.1:6443"
+
+if ip -4 -o addr show dev eth1 | grep -qF " 192.168.10.10/"; then
+    connect 192.168.10.10 6443 || fail "this node holds the VIP but 192.168.10.10:6443 refuses"
+fi
+exit 0
