@@ -1,0 +1,269 @@
+// Package phase is the generic engine behind lab's commands: a command is an
+// explicit list of phases, each run on a set of nodes in parallel, one at a
+// time or once; a phase that finds its work already done on a node skips it.
+// The engine times every phase and node, reports progress as events and
+// keeps every node's error.
+package phase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Order says how a phase visits its nodes.
+type Order int
+
+const (
+	// Parallel runs on every node at once, within the engine's limit.
+	Parallel Order = iota
+	// Serial runs on one node after another and stops at the first error.
+	Serial
+	// Local runs once on the machine that runs lab; Nodes is ignored.
+	Local
+)
+
+func (o Order) String() string {
+	switch o {
+	case Serial:
+		return "serial"
+	case Local:
+		return "local"
+	}
+	return "parallel"
+}
+
+// Phase is one step of a command. Phases are plain values so that a command
+// reads as a list and tests can build their own.
+type Phase struct {
+	Name  string
+	Title string
+	Order Order
+	// Nodes returns the nodes the phase runs on; called when the phase
+	// starts, so it may depend on what earlier phases found.
+	Nodes func() []string
+	// Done reports whether the phase's result is already in place on node;
+	// then Run is skipped. Optional.
+	Done func(ctx context.Context, node string) (bool, error)
+	// Run does the work on node ("" for Local phases).
+	Run func(ctx context.Context, node string) error
+	// Describe says what Run would do on node, for --dry-run. Optional.
+	Describe func(node string) []string
+}
+
+// Engine runs phases.
+type Engine struct {
+	Report Reporter
+	// Limit bounds how many nodes a parallel phase works on at once.
+	Limit int
+	// Skip names phases not to run (--skip-phases).
+	Skip []string
+	// Only, if set, runs just these phases (lab up phase NAME).
+	Only []string
+	// Until, if set, stops after this phase (--until).
+	Until string
+	// DryRun reports what each phase would do without running it.
+	DryRun bool
+	// Completed, if set, is told about every node a phase finished.
+	Completed func(phase, node string, took time.Duration)
+}
+
+// Check verifies that the names in Skip, Only and Until are phases of the
+// list, so that a typo fails before any work starts.
+func (e *Engine) Check(phases []Phase) error {
+	known := map[string]bool{}
+	var names []string
+	for _, p := range phases {
+		known[p.Name] = true
+		names = append(names, p.Name)
+	}
+	var bad []string
+	for _, n := range append(append(append([]string{}, e.Skip...), e.Only...), e.Until) {
+		if n != "" && !known[n] {
+			bad = append(bad, n)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("unknown phase %s; the phases are: %s", strings.Join(bad, ", "), strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// Run runs the phases in order and stops at the first phase that fails.
+func (e *Engine) Run(ctx context.Context, phases []Phase) error {
+	if err := e.Check(phases); err != nil {
+		return err
+	}
+	report := e.Report
+	if report == nil {
+		report = Discard{}
+	}
+	start := time.Now()
+	for _, p := range phases {
+		if !e.selected(p.Name) {
+			report.Event(Event{Kind: PhaseSkip, Phase: p.Name, Message: "not selected"})
+		} else if err := e.runPhase(ctx, report, p); err != nil {
+			report.Event(Event{Kind: RunFail, Elapsed: time.Since(start), Message: err.Error()})
+			return err
+		}
+		if p.Name == e.Until {
+			report.Event(Event{Kind: RunDone, Elapsed: time.Since(start), Message: "stopped after " + p.Name})
+			return nil
+		}
+	}
+	report.Event(Event{Kind: RunDone, Elapsed: time.Since(start)})
+	return nil
+}
+
+func (e *Engine) selected(name string) bool {
+	for _, s := range e.Skip {
+		if s == name {
+			return false
+		}
+	}
+	if len(e.Only) == 0 {
+		return true
+	}
+	for _, s := range e.Only {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) runPhase(ctx context.Context, report Reporter, p Phase) error {
+	var nodes []string
+	if p.Order == Local {
+		nodes = []string{""}
+	} else if p.Nodes != nil {
+		nodes = p.Nodes()
+	}
+	if len(nodes) == 0 {
+		report.Event(Event{Kind: PhaseSkip, Phase: p.Name, Message: "no nodes"})
+		return nil
+	}
+	start := time.Now()
+	report.Event(Event{Kind: PhaseStart, Phase: p.Name, Message: p.Title, Nodes: nodes})
+	if e.DryRun {
+		for _, n := range nodes {
+			var what []string
+			if p.Describe != nil {
+				what = p.Describe(n)
+			}
+			report.Event(Event{Kind: NodePlan, Phase: p.Name, Node: n, Lines: what})
+		}
+		report.Event(Event{Kind: PhaseDone, Phase: p.Name, Elapsed: time.Since(start)})
+		return nil
+	}
+	var err error
+	switch p.Order {
+	case Serial, Local:
+		for _, n := range nodes {
+			if err = e.runNode(ctx, report, p, n); err != nil {
+				break
+			}
+		}
+	default:
+		err = e.fanOut(ctx, report, p, nodes)
+	}
+	if err != nil {
+		report.Event(Event{Kind: PhaseFail, Phase: p.Name, Elapsed: time.Since(start), Message: err.Error()})
+		return fmt.Errorf("phase %s: %w", p.Name, err)
+	}
+	report.Event(Event{Kind: PhaseDone, Phase: p.Name, Elapsed: time.Since(start)})
+	return nil
+}
+
+// fanOut runs p on every node within the engine's limit and returns every
+// node's error, each prefixed with its node.
+func (e *Engine) fanOut(ctx context.Context, report Reporter, p Phase, nodes []string) error {
+	limit := e.Limit
+	if limit <= 0 {
+		limit = 32
+	}
+	sem := make(chan struct{}, limit)
+	var (
+		mu   sync.Mutex
+		errs = map[string]error{}
+		wg   sync.WaitGroup
+	)
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				mu.Lock()
+				errs[n] = fmt.Errorf("%s: %w", n, ctx.Err())
+				mu.Unlock()
+				return
+			}
+			defer func() { <-sem }()
+			if err := e.runNode(ctx, report, p, n); err != nil {
+				mu.Lock()
+				errs[n] = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return joinSorted(errs)
+}
+
+func (e *Engine) runNode(ctx context.Context, report Reporter, p Phase, n string) error {
+	start := time.Now()
+	report.Event(Event{Kind: NodeStart, Phase: p.Name, Node: n})
+	fail := func(err error) error {
+		report.Event(Event{Kind: NodeFail, Phase: p.Name, Node: n, Elapsed: time.Since(start), Message: err.Error()})
+		if n == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", n, err)
+	}
+	if p.Done != nil {
+		done, err := p.Done(ctx, n)
+		if err != nil {
+			return fail(err)
+		}
+		if done {
+			report.Event(Event{Kind: NodeSkip, Phase: p.Name, Node: n, Elapsed: time.Since(start), Message: "already done"})
+			e.completed(p.Name, n, time.Since(start))
+			return nil
+		}
+	}
+	if err := p.Run(ctx, n); err != nil {
+		return fail(err)
+	}
+	took := time.Since(start)
+	report.Event(Event{Kind: NodeDone, Phase: p.Name, Node: n, Elapsed: took})
+	e.completed(p.Name, n, took)
+	return nil
+}
+
+func (e *Engine) completed(phase, node string, took time.Duration) {
+	if e.Completed != nil {
+		e.Completed(phase, node, took)
+	}
+}
+
+func joinSorted(errs map[string]error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	list := make([]error, len(keys))
+	for i, k := range keys {
+		list[i] = errs[k]
+	}
+	return errors.Join(list...)
+}

@@ -1,0 +1,234 @@
+package phase
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recorder) Event(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) kinds(k Kind) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		if e.Kind == k {
+			out = append(out, e.Phase+"/"+e.Node)
+		}
+	}
+	return out
+}
+
+func nodes(ns ...string) func() []string { return func() []string { return ns } }
+
+func TestParallelKeepsEveryNodesError(t *testing.T) {
+	var ran atomic.Int32
+	p := Phase{Name: "os", Order: Parallel, Nodes: nodes("a", "b", "c"), Run: func(_ context.Context, n string) error {
+		ran.Add(1)
+		if n != "b" {
+			return errors.New("swap is on")
+		}
+		return nil
+	}}
+	rec := &recorder{}
+	err := (&Engine{Report: rec}).Run(context.Background(), []Phase{p, {Name: "never", Order: Local, Run: func(context.Context, string) error {
+		t.Error("ran a phase after a failed one")
+		return nil
+	}}})
+	if err == nil || ran.Load() != 3 {
+		t.Fatalf("err %v, ran %d", err, ran.Load())
+	}
+	for _, want := range []string{"phase os: a: swap is on", "c: swap is on"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if got := rec.kinds(NodeFail); len(got) != 2 {
+		t.Errorf("node-fail events %v", got)
+	}
+}
+
+func TestSerialStopsAtFirstErrorAndKeepsOrder(t *testing.T) {
+	var order []string
+	p := Phase{Name: "join", Order: Serial, Nodes: nodes("cp2", "cp3", "cp4"), Run: func(_ context.Context, n string) error {
+		order = append(order, n)
+		if n == "cp3" {
+			return errors.New("etcd not healthy")
+		}
+		return nil
+	}}
+	err := (&Engine{}).Run(context.Background(), []Phase{p})
+	if err == nil || strings.Join(order, ",") != "cp2,cp3" || !strings.Contains(err.Error(), "cp3: etcd not healthy") {
+		t.Fatalf("order %v err %v", order, err)
+	}
+}
+
+func TestDoneSkipsAndCompletedIsTold(t *testing.T) {
+	var completed []string
+	p := Phase{Name: "os", Order: Parallel, Nodes: nodes("a"),
+		Done: func(context.Context, string) (bool, error) { return true, nil },
+		Run: func(context.Context, string) error {
+			t.Error("Run called although Done")
+			return nil
+		}}
+	rec := &recorder{}
+	eng := &Engine{Report: rec, Completed: func(ph, n string, _ time.Duration) { completed = append(completed, ph+"/"+n) }}
+	if err := eng.Run(context.Background(), []Phase{p}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.kinds(NodeSkip); len(got) != 1 || len(completed) != 1 {
+		t.Errorf("skips %v completed %v", got, completed)
+	}
+}
+
+func TestSkipOnlyUntilAndUnknownNames(t *testing.T) {
+	var ran []string
+	mk := func(name string) Phase {
+		return Phase{Name: name, Order: Local, Run: func(context.Context, string) error {
+			ran = append(ran, name)
+			return nil
+		}}
+	}
+	list := []Phase{mk("connect"), mk("os"), mk("loadbalancer"), mk("init")}
+	run := func(e *Engine) string {
+		ran = nil
+		if err := e.Run(context.Background(), list); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(ran, ",")
+	}
+	if got := run(&Engine{Skip: []string{"os"}}); got != "connect,loadbalancer,init" {
+		t.Errorf("skip: %s", got)
+	}
+	if got := run(&Engine{Only: []string{"loadbalancer"}}); got != "loadbalancer" {
+		t.Errorf("only: %s", got)
+	}
+	if got := run(&Engine{Until: "loadbalancer"}); got != "connect,os,loadbalancer" {
+		t.Errorf("until: %s", got)
+	}
+	err := (&Engine{Skip: []string{"packagez"}}).Run(context.Background(), list)
+	if err == nil || !strings.Contains(err.Error(), "unknown phase packagez; the phases are: connect, os, loadbalancer, init") {
+		t.Errorf("unknown phase: %v", err)
+	}
+}
+
+func TestLimitBoundsConcurrency(t *testing.T) {
+	var cur, peak atomic.Int32
+	release := make(chan struct{})
+	var names []string
+	for i := 0; i < 12; i++ {
+		names = append(names, string(rune('a'+i)))
+	}
+	p := Phase{Name: "x", Order: Parallel, Nodes: nodes(names...), Run: func(ctx context.Context, _ string) error {
+		c := cur.Add(1)
+		for {
+			old := peak.Load()
+			if c <= old || peak.CompareAndSwap(old, c) {
+				break
+			}
+		}
+		if c == 3 {
+			close(release)
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		cur.Add(-1)
+		return nil
+	}}
+	if err := (&Engine{Limit: 3}).Run(context.Background(), []Phase{p}); err != nil {
+		t.Fatal(err)
+	}
+	if peak.Load() != 3 {
+		t.Errorf("peak concurrency %d, want 3", peak.Load())
+	}
+}
+
+func TestDryRunDescribesAndRunsNothing(t *testing.T) {
+	var buf bytes.Buffer
+	p := Phase{Name: "loadbalancer", Order: Parallel, Nodes: nodes("cp1"),
+		Run:      func(context.Context, string) error { t.Error("ran in dry run"); return nil },
+		Describe: func(n string) []string { return []string{"write /etc/haproxy/haproxy.cfg"} }}
+	if err := (&Engine{DryRun: true, Report: NewPlain(&buf, false)}).Run(context.Background(), []Phase{p}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "loadbalancer cp1 would:\n      write /etc/haproxy/haproxy.cfg") {
+		t.Errorf("dry run output:\n%s", buf.String())
+	}
+}
+
+func TestJSONEventsAreOnePerLine(t *testing.T) {
+	var buf bytes.Buffer
+	p := Phase{Name: "os", Order: Parallel, Nodes: nodes("a", "b"), Run: func(context.Context, string) error { return nil }}
+	if err := (&Engine{Report: NewJSON(&buf)}).Run(context.Background(), []Phase{p}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	kinds := map[Kind]int{}
+	for _, l := range lines {
+		var e Event
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if e.Time.IsZero() {
+			t.Errorf("event without time: %s", l)
+		}
+		kinds[e.Kind]++
+	}
+	if kinds[PhaseStart] != 1 || kinds[NodeDone] != 2 || kinds[PhaseDone] != 1 || kinds[RunDone] != 1 {
+		t.Errorf("event counts %v", kinds)
+	}
+}
+
+func TestLiveViewDrawsEveryNode(t *testing.T) {
+	var buf syncBuffer
+	l := NewLive(&buf, 100)
+	p := Phase{Name: "os", Title: "prepare", Order: Parallel, Nodes: nodes("alpha", "beta"), Run: func(_ context.Context, n string) error {
+		if n == "beta" {
+			return errors.New("no swapoff")
+		}
+		return nil
+	}}
+	_ = (&Engine{Report: l}).Run(context.Background(), []Phase{p})
+	l.Close()
+	out := buf.String()
+	for _, want := range []string{"✗ os  prepare", "✓ alpha", "✗ beta", "no swapoff"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("live output lacks %q:\n%q", want, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
