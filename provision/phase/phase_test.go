@@ -131,6 +131,7 @@ func TestSkipOnlyUntilAndUnknownNames(t *testing.T) {
 func TestLimitBoundsConcurrency(t *testing.T) {
 	var cur, peak atomic.Int32
 	release := make(chan struct{})
+	var once sync.Once
 	var names []string
 	for i := 0; i < 12; i++ {
 		names = append(names, string(rune('a'+i)))
@@ -144,7 +145,7 @@ func TestLimitBoundsConcurrency(t *testing.T) {
 			}
 		}
 		if c == 3 {
-			close(release)
+			once.Do(func() { close(release) })
 		}
 		select {
 		case <-release:
