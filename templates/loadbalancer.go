@@ -138,8 +138,9 @@ func healthPort(cp labfile.ControlPlane) int {
 }
 
 // priority gives load-balancer nodes distinct VRRP priorities, descending in
-// file order, so that the first one normally takes the VIP first. With
-// nopreempt (the default) priority only breaks ties at start-up.
+// file order. With nopreempt (the default) they only break ties between
+// nodes that become ready together; with preempt the first healthy node in
+// file order holds the VIP.
 func priority(lbs []*labfile.Node, n *labfile.Node) (int, error) {
 	const top = 200
 	step := 10
