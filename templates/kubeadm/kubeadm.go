@@ -296,7 +296,7 @@ func nodeRegistration(l *labfile.Lab, n *labfile.Node) (v1beta4.NodeRegistration
 	if len(n.Labels) > 0 {
 		keys := make([]string, 0, len(n.Labels))
 		for k := range n.Labels {
-			if !kubeletapis.IsKubeletLabel(k) {
+			if restrictedLabel(k) {
 				return v1beta4.NodeRegistrationOptions{}, fmt.Errorf(
 					"label %q: the kubelet may not set labels in the kubernetes.io or k8s.io namespaces (except node.kubernetes.io, kubelet.kubernetes.io and the well-known ones) and would refuse to start; use another prefix", k)
 			}
@@ -315,6 +315,22 @@ func nodeRegistration(l *labfile.Lab, n *labfile.Node) (v1beta4.NodeRegistration
 		Taints:           taints(l, n),
 		KubeletExtraArgs: args,
 	}, nil
+}
+
+// restrictedLabel reports whether the kubelet refuses to set label key on
+// its own node: keys in the kubernetes.io and k8s.io namespaces other than
+// the kubelet's own and the well-known ones.
+func restrictedLabel(key string) bool {
+	ns, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return false
+	}
+	for _, d := range []string{"kubernetes.io", "k8s.io"} {
+		if ns == d || strings.HasSuffix(ns, "."+d) {
+			return !kubeletapis.IsKubeletLabel(key)
+		}
+	}
+	return false
 }
 
 // taints returns the node's taints, never nil: kubeadm reads a nil list on a

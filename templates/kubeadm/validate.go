@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,44 +146,24 @@ func isSecretField(path string) bool {
 	return false
 }
 
+// KubeadmVersion is the release of the kubeadm code linked into lab, which
+// judges every configuration: go.mod's k8s.io/kubernetes requirement (a test
+// keeps the two equal). kubeadm itself reads its version from linker flags
+// that lab's build does not set, so it is spelled out here.
+const KubeadmVersion = "v1.34.12"
+
 // checkVersion applies kubeadm's version skew rule: it deploys control
-// planes of its own minor version and the one before. kubeadm reads its
-// own version from linker flags that lab's build does not set, so the
-// version of the kubeadm module lab is built with stands in for it.
+// planes of its own minor version and the one before.
 func checkVersion(v string) error {
 	ver, err := version.ParseSemantic(v)
 	if err != nil {
 		return fmt.Errorf("couldn't parse Kubernetes version %q: %w", v, err)
 	}
-	kubeadmVersion := linkedKubeadmVersion()
-	if kubeadmVersion == nil {
-		return nil
-	}
-	minVersion := version.MajorMinor(kubeadmVersion.Major(), kubeadmVersion.Minor()-1)
+	kv := version.MustParseSemantic(KubeadmVersion)
+	minVersion := version.MajorMinor(kv.Major(), kv.Minor()-1)
 	if ver.LessThan(minVersion) {
 		return fmt.Errorf("this version of kubeadm (%s) only supports deploying clusters with the control plane version >= %s. Current version: %s",
-			kubeadmVersion, minVersion, v)
-	}
-	return nil
-}
-
-// linkedKubeadmVersion is the version of the k8s.io/kubernetes module in
-// the running binary, or nil when the binary carries no module information.
-func linkedKubeadmVersion() *version.Version {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return nil
-	}
-	for _, dep := range info.Deps {
-		if dep.Path != "k8s.io/kubernetes" {
-			continue
-		}
-		if dep.Replace != nil {
-			dep = dep.Replace
-		}
-		if v, err := version.ParseSemantic(dep.Version); err == nil {
-			return v
-		}
+			KubeadmVersion, minVersion, v)
 	}
 	return nil
 }
