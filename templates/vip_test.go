@@ -37,6 +37,7 @@ func (l *lockedBuffer) String() string {
 // group so that it and its children are stopped together, by id.
 type daemon struct {
 	name string
+	pid  int
 	out  *lockedBuffer
 	done chan struct{}
 	err  error
@@ -58,6 +59,7 @@ func startDaemon(t *testing.T, name string, args ...string) *daemon {
 		close(d.done)
 	}()
 	pgid := cmd.Process.Pid
+	d.pid = pgid
 	t.Cleanup(func() {
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		select {
@@ -236,4 +238,54 @@ func TestVIPFailover(t *testing.T) {
 		return false
 	})
 	t.Logf("link down on %s: VIP on %s after %v", first.name, second.name, moved.Round(time.Millisecond))
+}
+
+// TestCheckScriptJudgesTheLoadBalancerPath runs the rendered
+// check_apiserver.sh against the rendered haproxy.cfg in a namespace: it
+// must fail while no kube-apiserver passes HAProxy's checks, pass once one
+// does, and fail again when HAProxy is gone.
+func TestCheckScriptJudgesTheLoadBalancerPath(t *testing.T) {
+	needRoot(t)
+	for _, tool := range []string{"ip", "haproxy", "openssl", "bash", "timeout"} {
+		needTool(t, tool)
+	}
+	l := variantLab(t, "docker", "mode: vip, vip: 10.5.0.10", "", 1)
+	n := l.Node("cp1")
+	files := renderNode(t, l, n)
+	dir := writeFiles(t, filepath.Join(t.TempDir(), "node"), pick(t, files, HAProxyConfigPath, CheckScriptPath)...)
+	ns := nsWithInterface(t, "0", DefaultFacts(l, n).Interface)
+	ip := l.NodeIP(n).String()
+	mustRun(t, "ip", "-n", ns, "addr", "add", ip+"/24", "dev", "eth0")
+
+	var last string
+	check := func() bool {
+		out, err := run("ip", "netns", "exec", ns, filepath.Join(dir, "check_apiserver.sh"))
+		last = out
+		return err == nil
+	}
+	failsWith := func(msg string) func() bool {
+		return func() bool { return !check() && strings.Contains(last, msg) }
+	}
+
+	haproxy := startDaemon(t, "haproxy", "ip", "netns", "exec", ns, "haproxy", "-db", "-f", filepath.Join(dir, "haproxy.cfg"))
+	waitFor(t, 30*time.Second, "the check to fail with no kube-apiserver", []*daemon{haproxy}, failsWith("no healthy kube-apiserver"))
+
+	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	mustRun(t, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", key, "-out", cert, "-subj", "/CN=kube-apiserver", "-days", "1")
+	api := startDaemon(t, "apiserver stand-in", "ip", "netns", "exec", ns, "openssl", "s_server", "-quiet", "-www",
+		"-accept", fmt.Sprintf("%s:%d", ip, l.ControlPlane.APIPort), "-cert", cert, "-key", key)
+	waitFor(t, 30*time.Second, "the check to pass once an apiserver is healthy (last: "+last+")", []*daemon{haproxy, api}, check)
+
+	// With the VIP on this node, the script also goes through it.
+	mustRun(t, "ip", "-n", ns, "addr", "add", l.ControlPlane.VIP+"/24", "dev", "eth0")
+	if !check() {
+		t.Fatalf("check fails with the VIP held: %s", last)
+	}
+
+	if err := syscall.Kill(-haproxy.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-haproxy.done
+	waitFor(t, 30*time.Second, "the check to fail without HAProxy", []*daemon{api}, failsWith("does not answer"))
 }
