@@ -53,7 +53,7 @@ const DefaultMirror = "http://deb.debian.org/debian"
 
 // buildVersion changes whenever the way an image is put together changes
 // in a way its inputs do not show, to force a rebuild.
-const buildVersion = "1"
+const buildVersion = "2"
 
 // packages are installed by debootstrap (with their dependencies). Nodes
 // usually have no route to a mirror, so whatever a phase needs on a node
@@ -164,11 +164,17 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		res.Debootstrap = time.Since(start)
 	}
 
+	old, _ := o.Docker.Run(ctx, "image", "inspect", "--format", "{{.Id}}", o.Tag)
 	start := time.Now()
 	if err := o.importImage(ctx, base, overlay, res.Hash); err != nil {
 		return nil, err
 	}
 	res.Import = time.Since(start)
+	// The image the tag used to name would linger untagged; remove it
+	// unless a container still uses it.
+	if id := strings.TrimSpace(string(old)); id != "" {
+		o.Docker.Run(ctx, "image", "rm", id)
+	}
 	o.logf("image %s built (%s)", o.Tag, short(res.Hash))
 	return res, nil
 }
@@ -525,10 +531,7 @@ func rewrite(w io.Writer, base io.Reader, overlay []entry) error {
 			continue
 		}
 		if hdr.Typeflag == tar.TypeDir {
-			seenDir[name] = true
-			if replaced[name] {
-				continue // keep the base's directory, drop ours below
-			}
+			seenDir[name] = true // the base's directory wins over ours
 		} else if dropped(name) || replaced[name] {
 			continue
 		}
