@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -72,6 +73,7 @@ func (c *Client) session(ctx context.Context) (sess *ssh.Session, cn *conn, rele
 		return nil, nil, nil, fmt.Errorf("%s: waiting for a free session: %w", c.target, context.Cause(ctx))
 	}
 	release = func() { <-c.sessions }
+	delay := 5 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		cn, err = c.conn(ctx)
 		if err != nil {
@@ -82,8 +84,23 @@ func (c *Client) session(ctx context.Context) (sess *ssh.Session, cn *conn, rele
 		if err == nil {
 			return sess, cn, release, nil
 		}
-		// A connection that died since it was last used is redialled once.
-		if attempt == 0 && !cn.alive() {
+		var oce *ssh.OpenChannelError
+		switch {
+		case !cn.alive() && attempt == 0:
+			// The connection died since it was last used: redial once.
+			continue
+		case errors.As(err, &oce) && attempt < 50:
+			// sshd frees a closed session slightly after we closed it,
+			// so at MaxSessions a new one can be refused for a moment.
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				release()
+				return nil, nil, nil, fmt.Errorf("%s: new session: %w", c.target, context.Cause(ctx))
+			case <-t.C:
+			}
+			delay = min(2*delay, 100*time.Millisecond)
 			continue
 		}
 		release()

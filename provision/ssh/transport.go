@@ -60,8 +60,8 @@ func New(cfg Config) (*Transport, error) {
 func (t *Transport) Secrets() *Secrets { return t.secrets }
 
 // Client returns the node's client, connecting on first use (retrying while
-// the node boots, within ConnectTimeout and ctx). Later calls with the same
-// name return the same client.
+// the node boots, within ConnectTimeout and ctx). Later calls for the same
+// node, user and address return the same client.
 func (t *Transport) Client(ctx context.Context, target Target) (*Client, error) {
 	if target.Name == "" {
 		target.Name = target.Addr()
@@ -71,10 +71,11 @@ func (t *Transport) Client(ctx context.Context, target Target) (*Client, error) 
 		t.mu.Unlock()
 		return nil, errors.New("ssh: transport closed")
 	}
-	c, ok := t.clients[target.Name]
+	key := target.Name + "|" + target.User + "@" + target.Addr()
+	c, ok := t.clients[key]
 	if !ok {
 		c = &Client{t: t, target: target, sessions: make(chan struct{}, t.cfg.MaxSessions)}
-		t.clients[target.Name] = c
+		t.clients[key] = c
 	}
 	t.mu.Unlock()
 	if _, err := c.conn(ctx); err != nil {
