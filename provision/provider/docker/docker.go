@@ -134,7 +134,7 @@ func (p *Provider) Create(ctx context.Context, lab *labfile.Lab) error {
 		go func() {
 			defer wg.Done()
 			n := &lab.Nodes[i]
-			_, user := p.target(lab, n)
+			_, _, user := lab.SSHTarget(n)
 			if err := p.waitSSHD(ctx, lab, n); err != nil {
 				errs[i] = err
 				return
@@ -144,11 +144,6 @@ func (p *Provider) Create(ctx context.Context, lab *labfile.Lab) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-func (p *Provider) target(lab *labfile.Lab, n *labfile.Node) (host string, user string) {
-	host, _, user = lab.SSHTarget(n)
-	return host, user
 }
 
 // ensureNetwork creates the Docker network for net, or checks that the one
