@@ -54,6 +54,8 @@ FILE defaults to ./lab.yaml in every command that takes one.`,
 		newPlanCommand(s),
 		newGraphCommand(s),
 		newVersionCommand(s),
+		newUpCommand(s),
+		newImageCommand(s),
 	)
 	return root
 }

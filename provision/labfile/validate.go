@@ -12,9 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/version"
 )
 
-// MinKubernetesVersion is the oldest release whose kubeadm reads the
-// v1beta4 configuration lab writes.
-var minKubernetesVersion = version.MustParseSemantic("v1.31.0")
+// minKubernetesVersion is the oldest release lab builds. kubeadm reads
+// v1beta4 from 1.31, but lab checks its configs with kubeadm 1.34's own
+// validation, which refuses control planes more than one minor older.
+var minKubernetesVersion = version.MustParseSemantic("v1.33.0")
 
 // vboxHostOnly is the range VirtualBox 6.1.28+ allows for host-only networks
 // unless /etc/vbox/networks.conf says otherwise.
@@ -170,6 +171,9 @@ func (v *validator) nodes() {
 		for k, val := range n.Labels {
 			if errs := validation.IsQualifiedName(k); len(errs) > 0 {
 				v.errorf(path+".labels."+k, "", "invalid label key: %s", strings.Join(errs, "; "))
+			} else if restrictedLabel(k) {
+				v.errorf(path+".labels."+k, "use your own prefix (example.com/role), or node.kubernetes.io/...",
+					"the kubelet may not set labels under %s on its own node", k[:strings.Index(k, "/")])
 			}
 			if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
 				v.errorf(path+".labels."+k, "", "invalid label value %q: %s", val, strings.Join(errs, "; "))
@@ -318,7 +322,7 @@ func (v *validator) kubernetes() {
 	if ver, err := version.ParseSemantic(k.Version); err != nil {
 		v.errorf("kubernetes.version", "write a release such as v1.34.12", "%q is not a Kubernetes version", k.Version)
 	} else if ver.LessThan(minKubernetesVersion) {
-		v.errorf("kubernetes.version", "use v1.31.0 or newer", "%s is older than 1.31, the first release whose kubeadm reads v1beta4 configs", k.Version)
+		v.errorf("kubernetes.version", "use v1.33.0 or newer", "%s is older than 1.33: kubeadm v1beta4 configs need 1.31+, and lab checks them with kubeadm 1.34, which supports 1.33+", k.Version)
 	}
 	pod := v.subnet("kubernetes.podSubnet", k.PodSubnet)
 	svc := v.subnet("kubernetes.serviceSubnet", k.ServiceSubnet)
@@ -540,4 +544,31 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// restrictedLabel reports whether the kubelet refuses to set key on its own
+// node (NodeRestriction): keys under kubernetes.io and k8s.io, except the
+// node.kubernetes.io and kubelet.kubernetes.io prefixes and the well-known
+// topology labels.
+func restrictedLabel(key string) bool {
+	ns, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return false
+	}
+	if ns != "kubernetes.io" && ns != "k8s.io" && !strings.HasSuffix(ns, ".kubernetes.io") && !strings.HasSuffix(ns, ".k8s.io") {
+		return false
+	}
+	switch {
+	case ns == "node.kubernetes.io", ns == "kubelet.kubernetes.io",
+		strings.HasSuffix(ns, ".node.kubernetes.io"), strings.HasSuffix(ns, ".kubelet.kubernetes.io"):
+		return false
+	}
+	switch key {
+	case "kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch",
+		"topology.kubernetes.io/region", "topology.kubernetes.io/zone",
+		"failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
+		"beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type":
+		return false
+	}
+	return true
 }

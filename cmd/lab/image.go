@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/provider/docker/nodeimage"
+	"github.com/spf13/cobra"
+)
+
+func newImageCommand(s *settings) *cobra.Command {
+	img := &cobra.Command{Use: "image", Short: "Build the container node image"}
+	var (
+		tag   string
+		force bool
+	)
+	build := &cobra.Command{
+		Use:   "build",
+		Short: "Build the node image offline from Debian packages (debootstrap + docker import)",
+		Long: `build makes the image container nodes run: Debian bookworm with systemd, sshd,
+haproxy, keepalived, containerd, runc, conntrack, socat and iptables. Host keys
+are generated per node at first boot. An image built from the same inputs is
+kept; --force rebuilds it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := nodeimage.Build(cmd.Context(), nodeimage.Options{
+				Tag:      tag,
+				CacheDir: filepath.Join(s.CacheDir, "nodeimage"),
+				Force:    force,
+				Log:      os.Stderr,
+			})
+			if err != nil {
+				return err
+			}
+			if res.Current {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is up to date (%s)\n", res.Tag, res.Hash)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "built %s (%s): debootstrap %s (cached: %v), import %s\n",
+				res.Tag, res.Hash, res.Debootstrap.Round(100e6), res.BaseCached, res.Import.Round(100e6))
+			return nil
+		},
+	}
+	build.Flags().StringVar(&tag, "tag", labfile.DefaultDockerImage, "image name:tag")
+	build.Flags().BoolVar(&force, "force", false, "rebuild even when the image is current")
+	img.AddCommand(build)
+	return img
+}

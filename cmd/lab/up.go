@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+
+	"github.com/labctl/lab/provision"
+	"github.com/labctl/lab/provision/ssh"
+	"github.com/spf13/cobra"
+)
+
+func newUpCommand(s *settings) *cobra.Command {
+	var (
+		dryRun bool
+		skip   []string
+		until  string
+		limit  int
+	)
+	run := func(cmd *cobra.Command, args []string, only []string) error {
+		lab, err := loadLab(cmd, args)
+		if err != nil {
+			return err
+		}
+		rep, stop := reporter(s)
+		defer stop()
+		err = provision.Up(cmd.Context(), lab, provision.Options{
+			StateRoot:  s.StateDir,
+			DefaultKey: s.SSHKey,
+			Report:     rep,
+			Limit:      limit,
+			DryRun:     dryRun,
+			Skip:       skip,
+			Only:       only,
+			Until:      until,
+			Passphrase: ssh.TerminalPassphrase(os.Stdin),
+		})
+		if err != nil {
+			return err
+		}
+		return nil
+	}
+	cmd := &cobra.Command{
+		Use:   "up [FILE]",
+		Short: "Create the nodes and bring the cluster to what the lab file describes",
+		Long: `up runs its phases in order (see 'lab plan'): nodes, connect, facts, os,
+packages, loadbalancer, vip, and on to kubeadm. Each phase checks every node
+first and skips the work that is already done, so running up again is fast
+and changes nothing; after a failure or an interruption it resumes.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd, args, nil) },
+	}
+	f := cmd.PersistentFlags()
+	f.BoolVar(&dryRun, "dry-run", false, "print what each phase would do on each node; change nothing")
+	f.StringSliceVar(&skip, "skip-phases", nil, "phases not to run")
+	f.StringVar(&until, "until", "", "stop after this phase")
+	f.IntVar(&limit, "limit", 32, "nodes worked on at once in parallel phases")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "phase NAME [FILE]",
+		Short: "Run one phase of up again (connect and facts run first when it needs them)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			only := []string{args[0]}
+			if args[0] != "nodes" && args[0] != "connect" && args[0] != "facts" {
+				only = append([]string{"connect", "facts"}, args[0])
+			}
+			return run(cmd, args[1:], only)
+		},
+	})
+	return cmd
+}

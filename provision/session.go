@@ -1,0 +1,236 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/provider"
+	"github.com/labctl/lab/provision/provider/docker"
+	"github.com/labctl/lab/provision/provider/static"
+	"github.com/labctl/lab/provision/ssh"
+	"github.com/labctl/lab/provision/state"
+	"github.com/labctl/lab/provision/steps"
+	"github.com/labctl/lab/templates"
+)
+
+// Options configure a command on a lab. The CLI fills them from flags and
+// settings.
+type Options struct {
+	// StateRoot holds one state directory per lab.
+	StateRoot string
+	// DefaultKey is the user's default SSH key, tried after the lab's own.
+	DefaultKey string
+	// Report receives progress events. Default: discarded.
+	Report phase.Reporter
+	// Limit bounds parallel work per phase (default 32 nodes at once).
+	Limit int
+	// DryRun, Skip, Only and Until select what runs (see phase.Engine).
+	DryRun bool
+	Skip   []string
+	Only   []string
+	Until  string
+	// Passphrase asks for the passphrase of an encrypted key file.
+	Passphrase ssh.PassphraseFunc
+	// Provider overrides the lab's provider (tests).
+	Provider provider.Provider
+}
+
+// session is one command's hold on a lab: its state directory and lock, its
+// provider and its SSH transport.
+type session struct {
+	lab   *labfile.Lab
+	opts  Options
+	dir   *state.Dir
+	lock  *state.Lock
+	prov  provider.Provider
+	rep   phase.Reporter
+	tr    *ssh.Transport
+	mu    sync.Mutex
+	nodes map[string]provider.NodeInfo
+}
+
+// open takes the lab's lock and prepares its provider. The transport is
+// made on first use, after the provider has created the nodes (it may
+// generate the SSH key).
+func open(l *labfile.Lab, o Options, command string) (*session, error) {
+	if o.StateRoot == "" {
+		return nil, errors.New("no state directory configured")
+	}
+	dir, err := state.Open(o.StateRoot, l.Metadata.Name)
+	if err != nil {
+		return nil, err
+	}
+	lock, stale, err := dir.Lock(command)
+	if err != nil {
+		return nil, err
+	}
+	rep := o.Report
+	if rep == nil {
+		rep = phase.Discard{}
+	}
+	if stale != "" {
+		rep.Event(phase.Event{Kind: phase.Info, Message: "took over the lock left by " + stale + ", which is no longer running"})
+	}
+	s := &session{lab: l, opts: o, dir: dir, lock: lock, rep: rep, nodes: map[string]provider.NodeInfo{}}
+	s.prov = o.Provider
+	if s.prov == nil {
+		switch l.Provider.Type {
+		case labfile.ProviderDocker:
+			p, err := docker.New(docker.Options{StateDir: dir.Path()})
+			if err != nil {
+				lock.Unlock()
+				return nil, err
+			}
+			s.prov = p
+		case labfile.ProviderStatic:
+			s.prov = static.Provider{}
+		default:
+			lock.Unlock()
+			return nil, fmt.Errorf("provider %s: lab cannot create its nodes yet; run `vagrant up` with LAB_FILE=%s and use provider static with the VMs' addresses",
+				l.Provider.Type, "<your lab file>")
+		}
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.tr != nil {
+		s.tr.Close()
+	}
+	s.lock.Unlock()
+}
+
+// refreshNodes asks the provider where every node is.
+func (s *session) refreshNodes(ctx context.Context) error {
+	infos, err := s.prov.Nodes(ctx, s.lab)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range infos {
+		s.nodes[in.Name] = in
+	}
+	return nil
+}
+
+// transport builds the SSH transport from the lab's ssh settings, the
+// provider's key and the user's default key.
+func (s *session) transport() (*ssh.Transport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != nil {
+		return s.tr, nil
+	}
+	l := s.lab
+	var keys []string
+	keys = append(keys, l.SSH.KeyFiles...)
+	seen := map[string]bool{}
+	for _, in := range s.nodes {
+		if in.KeyFile != "" && !seen[in.KeyFile] {
+			seen[in.KeyFile] = true
+			keys = append(keys, in.KeyFile)
+		}
+	}
+	if k := s.opts.DefaultKey; k != "" {
+		if _, err := os.Stat(expandHome(k)); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	var jumps []ssh.Target
+	for i, b := range l.SSH.Bastions {
+		jumps = append(jumps, ssh.Target{Name: fmt.Sprintf("bastion%d", i+1), Host: b.Host, Port: b.Port, User: b.User})
+	}
+	tr, err := ssh.New(ssh.Config{
+		KeyFiles:   keys,
+		Agent:      l.SSH.AgentEnabled() && os.Getenv("SSH_AUTH_SOCK") != "",
+		Passphrase: s.opts.Passphrase,
+		KnownHosts: s.dir.KnownHosts(),
+		Policy:     ssh.Policy(l.SSH.KnownHosts),
+		Jumps:      jumps,
+		Output: func(line ssh.Line) {
+			s.rep.Event(phase.Event{Kind: phase.Log, Node: line.Node, Message: line.Text})
+		},
+		Logf: func(format string, args ...any) {
+			s.rep.Event(phase.Event{Kind: phase.Log, Message: fmt.Sprintf(format, args...)})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.tr = tr
+	return tr, nil
+}
+
+// Dial implements steps.Dialer over the SSH transport.
+func (s *session) Dial(ctx context.Context, node string) (steps.Conn, error) {
+	s.mu.Lock()
+	in, ok := s.nodes[node]
+	s.mu.Unlock()
+	if !ok {
+		if err := s.refreshNodes(ctx); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		in, ok = s.nodes[node]
+		s.mu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("the %s provider does not know node %s", s.lab.Provider.Type, node)
+		}
+	}
+	if in.State == provider.StateMissing || in.State == provider.StateStopped {
+		return nil, fmt.Errorf("node is %s; run lab up to create or start it", in.State)
+	}
+	tr, err := s.transport()
+	if err != nil {
+		return nil, err
+	}
+	t := ssh.Target{Name: node, Host: in.Host, Port: in.Port, User: in.User}
+	for _, line := range in.HostKeys {
+		k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
+		if err != nil {
+			return nil, fmt.Errorf("provider gave an unreadable host key: %w", err)
+		}
+		t.HostKeys = append(t.HostKeys, k)
+	}
+	c, err := tr.Client(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return conn{c}, nil
+}
+
+// conn adapts an SSH client to steps.Conn.
+type conn struct{ c *ssh.Client }
+
+func (c conn) Run(ctx context.Context, cmd string) (string, error) {
+	out, err := c.c.Output(ctx, cmd)
+	return string(out), err
+}
+
+func (c conn) Upload(ctx context.Context, files []templates.File) (int, error) {
+	up := make([]ssh.File, len(files))
+	for i, f := range files {
+		up[i] = ssh.File{Dst: f.Path, Data: f.Content, Mode: f.Mode}
+	}
+	st, err := c.c.Upload(ctx, up...)
+	return st.Written + st.Fixed, err
+}
+
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, rest)
+		}
+	}
+	return p
+}

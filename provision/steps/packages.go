@@ -1,0 +1,174 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/templates"
+)
+
+// runtimePackages are what a node needs before Kubernetes: the container
+// runtime on cluster nodes, HAProxy and Keepalived on load balancers. The
+// keys are programs (checked with command -v); the values are the Debian
+// and Ubuntu packages that provide them.
+func (c *Cluster) runtimePackages(node string) map[string]string {
+	n := c.node(node)
+	want := map[string]string{}
+	if isKube(n) {
+		for prog, pkg := range map[string]string{"containerd": "containerd", "runc": "runc", "conntrack": "conntrack", "socat": "socat", "iptables": "iptables"} {
+			want[prog] = pkg
+		}
+	}
+	if c.isLoadBalancer(node) {
+		want["haproxy"] = "haproxy"
+		want["keepalived"] = "keepalived"
+	}
+	return want
+}
+
+func isKube(n *labfile.Node) bool {
+	return n.HasRole(labfile.RoleControlPlane) || n.HasRole(labfile.RoleWorker)
+}
+
+func (c *Cluster) isLoadBalancer(node string) bool {
+	for _, lb := range c.Lab.LoadBalancers() {
+		if lb.Name == node {
+			return true
+		}
+	}
+	return false
+}
+
+// missingPrograms lists the programs of want the node lacks, sorted.
+func missingPrograms(ctx context.Context, conn Conn, want map[string]string) ([]string, error) {
+	if len(want) == 0 {
+		return nil, nil
+	}
+	var progs []string
+	for p := range want {
+		progs = append(progs, p)
+	}
+	out, err := conn.Run(ctx, "for p in "+strings.Join(sorted(progs), " ")+"; do command -v $p >/dev/null 2>&1 || echo $p; done")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
+func (c *Cluster) runtimeFiles(node string) ([]templates.File, error) {
+	n := c.node(node)
+	if !isKube(n) {
+		return nil, nil
+	}
+	f, err := c.Facts(node)
+	if err != nil {
+		return nil, err
+	}
+	all, err := templates.NodeFiles(c.Lab, n, templates.Facts{Interface: f.Interface})
+	if err != nil {
+		return nil, err
+	}
+	return pick(all, templates.ContainerdConfigPath, templates.CrictlConfigPath), nil
+}
+
+// Packages installs the container runtime and load-balancer packages from
+// the distribution's repositories where they are missing, and configures
+// containerd. Nodes that already have them (container nodes built by
+// `lab image build`) install nothing.
+func (c *Cluster) Packages() phase.Phase {
+	return phase.Phase{
+		Name:  "packages",
+		Title: "container runtime on cluster nodes, HAProxy + Keepalived on load balancers",
+		Nodes: c.AllNodes,
+		Done: func(ctx context.Context, node string) (bool, error) {
+			conn, err := c.Conn(ctx, node)
+			if err != nil {
+				return false, err
+			}
+			missing, err := missingPrograms(ctx, conn, c.runtimePackages(node))
+			if err != nil || len(missing) > 0 {
+				return false, err
+			}
+			files, err := c.runtimeFiles(node)
+			if err != nil {
+				return false, err
+			}
+			if ok, err := c.filesMatch(ctx, node, files); err != nil || !ok {
+				return false, err
+			}
+			if len(files) > 0 {
+				if _, err := conn.Run(ctx, "systemctl is-active --quiet containerd"); err != nil {
+					return false, nil
+				}
+			}
+			return true, nil
+		},
+		Run: func(ctx context.Context, node string) error {
+			conn, err := c.Conn(ctx, node)
+			if err != nil {
+				return err
+			}
+			want := c.runtimePackages(node)
+			missing, err := missingPrograms(ctx, conn, want)
+			if err != nil {
+				return err
+			}
+			if len(missing) > 0 {
+				f, err := c.Facts(node)
+				if err != nil {
+					return err
+				}
+				var pkgs []string
+				for _, p := range missing {
+					pkgs = append(pkgs, want[p])
+				}
+				if f.OS != "debian" && f.OS != "ubuntu" {
+					return fmt.Errorf("missing %s and lab installs packages only on Debian and Ubuntu (this is %s %s); install them and run lab up again",
+						strings.Join(missing, ", "), f.OS, f.OSVersion)
+				}
+				c.info("packages", node, "installing %s", strings.Join(sorted(pkgs), " "))
+				if _, err := conn.Run(ctx, "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends "+strings.Join(sorted(pkgs), " ")); err != nil {
+					return fmt.Errorf("installing %s: %w", strings.Join(sorted(pkgs), " "), err)
+				}
+			}
+			files, err := c.runtimeFiles(node)
+			if err != nil || len(files) == 0 {
+				return err
+			}
+			changed, err := conn.Upload(ctx, files)
+			if err != nil {
+				return err
+			}
+			cmd := "systemctl enable --now containerd"
+			if changed > 0 {
+				cmd += " && systemctl restart containerd"
+			}
+			_, err = conn.Run(ctx, cmd)
+			return err
+		},
+		Describe: func(node string) []string {
+			var out []string
+			if w := c.runtimePackages(node); len(w) > 0 {
+				var ps []string
+				for _, p := range w {
+					ps = append(ps, p)
+				}
+				out = append(out, "apt-get install (where missing): "+strings.Join(sorted(ps), " "))
+			}
+			if isKube(c.node(node)) {
+				out = append(out, "write "+templates.ContainerdConfigPath+", "+templates.CrictlConfigPath+"; restart containerd if they changed")
+			}
+			return out
+		},
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}

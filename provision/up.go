@@ -1,0 +1,63 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/state"
+	"github.com/labctl/lab/provision/steps"
+)
+
+// UpPhases is the ordered phase list of `lab up`.
+func UpPhases(l *labfile.Lab, c *steps.Cluster, nodesPhase phase.Phase) []phase.Phase {
+	list := []phase.Phase{
+		nodesPhase,
+		c.Connect(),
+		c.GatherFacts(),
+		c.PrepareOS(),
+		c.Packages(),
+		c.LoadBalancer(),
+		c.VIP(2 * time.Minute),
+	}
+	return list
+}
+
+// Up brings the lab to the state its lab file describes, skipping every
+// phase that is already done on a node.
+func Up(ctx context.Context, l *labfile.Lab, o Options) error {
+	s, err := open(l, o, "up")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	c := steps.NewCluster(l, s.dir, s, s.rep)
+	nodes := phase.Phase{
+		Name:  "nodes",
+		Title: "create the " + l.Provider.Type + " nodes (running ones are kept)",
+		Order: phase.Local,
+		Run: func(ctx context.Context, _ string) error {
+			if err := s.prov.Create(ctx, l); err != nil {
+				return err
+			}
+			return s.refreshNodes(ctx)
+		},
+		Describe: func(string) []string {
+			return []string{fmt.Sprintf("%s: create %d nodes and their networks, or keep the running ones", l.Provider.Type, len(l.Nodes))}
+		},
+	}
+	eng := &phase.Engine{
+		Report: s.rep,
+		Limit:  o.Limit,
+		Skip:   o.Skip,
+		Only:   o.Only,
+		Until:  o.Until,
+		DryRun: o.DryRun,
+		Completed: func(ph, node string, took time.Duration) {
+			_ = s.dir.Record(state.Entry{Phase: ph, Node: node, At: time.Now().UTC(), Seconds: took.Seconds()})
+		},
+	}
+	return eng.Run(ctx, UpPhases(l, c, nodes))
+}
