@@ -150,7 +150,8 @@ static __always_inline int to_remote_node(struct __sk_buff *skb, struct ethhdr *
 	fib.family = AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
+	// tot_len stays 0: the helper then checks the packet against the
+	// egress MTU itself, and knows that a GSO packet is sent in segments.
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = skb->ingress_ifindex;

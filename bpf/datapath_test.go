@@ -25,7 +25,7 @@ const (
 // only ingress_ifindex and ifindex may be set here.
 type skbCtx struct {
 	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto uint32
-	Priority, IngressIfindex, Ifindex                                          uint32
+	Priority, IngressIfindex, Ifindex                                           uint32
 }
 
 var (
