@@ -411,6 +411,7 @@ func testPodNetwork(t *testing.T, attachMode string) {
 
 	sameNode := forwardCounter(t, a, a1.ip, a2.ip)
 	crossNode := forwardCounter(t, a, a1.ip, b1.ip)
+	crossNodeIn := forwardCounter(t, b, a1.ip, b1.ip)
 
 	t.Run("ping", func(t *testing.T) {
 		ping(t, a1, a2.ip) // same node
@@ -438,7 +439,10 @@ func testPodNetwork(t *testing.T, attachMode string) {
 			t.Errorf("%d same-node pod packets went through the kernel's FORWARD chain", n)
 		}
 		if n := crossNode(); n != 0 {
-			t.Errorf("%d cross-node pod packets went through the kernel's FORWARD chain", n)
+			t.Errorf("%d cross-node pod packets went through the sending node's FORWARD chain", n)
+		}
+		if n := crossNodeIn(); n != 0 {
+			t.Errorf("%d cross-node pod packets went through the receiving node's FORWARD chain", n)
 		}
 	})
 	t.Run("counters", func(t *testing.T) {
