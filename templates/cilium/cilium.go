@@ -1,0 +1,289 @@
+// Package cilium owns the Helm values lab hands to Cilium's chart when a lab
+// file says cni.type: cilium. The values are derived from the lab (where the
+// API server is, whether kube-proxy runs, whether the nodes share one L2
+// network, how many nodes there are) and the user's own cni.cilium.values
+// are merged over them, so that a study lab can turn on anything the chart
+// offers while lab keeps the parts that must agree with the cluster it
+// built.
+package cilium
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/labctl/lab/provision/labfile"
+)
+
+// Facts are what the values need to know about the nodes that the lab file
+// does not say; `lab up` detects them on the nodes before rendering.
+type Facts struct {
+	// Interface is the network interface that carries the lab (node)
+	// network on every Kubernetes node, e.g. eth1 on a VirtualBox VM whose
+	// first NIC is NAT.
+	Interface string
+}
+
+// Routing modes and the tunnel protocol lab chooses.
+const (
+	RoutingNative = "native"
+	RoutingTunnel = "tunnel"
+	TunnelVXLAN   = "vxlan"
+)
+
+// ifaceName accepts a Linux interface name (at most 15 bytes, no slash or
+// white space) and Cilium's "+" wildcard (eth+).
+var ifaceName = regexp.MustCompile(`^[A-Za-z0-9_.:@+-]{1,15}$`)
+
+// Values returns the chart values for lab l: lab's derived values with the
+// user's cni.cilium.values deep-merged over them (maps merge key by key,
+// anything else, lists included, is replaced by the user's value). The
+// result is a fresh map; l is not modified.
+func Values(l *labfile.Lab, f Facts) (map[string]any, error) {
+	if l.CNI.Type != labfile.CNICilium {
+		return nil, fmt.Errorf("lab %s: cni.type is %q, not cilium", l.Metadata.Name, l.CNI.Type)
+	}
+	if !ifaceName.MatchString(f.Interface) {
+		return nil, fmt.Errorf("lab %s: %q is not a network interface name", l.Metadata.Name, f.Interface)
+	}
+	pods, err := netip.ParsePrefix(l.Kubernetes.PodSubnet)
+	if err != nil || !pods.Addr().Is4() {
+		return nil, fmt.Errorf("lab %s: kubernetes.podSubnet %q is not an IPv4 CIDR", l.Metadata.Name, l.Kubernetes.PodSubnet)
+	}
+	host, port := l.Endpoint()
+	if host == "" {
+		return nil, fmt.Errorf("lab %s: no API server endpoint (no control-plane node?)", l.Metadata.Name)
+	}
+	nodes := l.KubernetesNodes()
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("lab %s: no Kubernetes nodes", l.Metadata.Name)
+	}
+	var user map[string]any
+	if l.CNI.Cilium != nil {
+		if user, err = normalize(l.CNI.Cilium.Values, "cni.cilium.values"); err != nil {
+			return nil, fmt.Errorf("lab %s: %w", l.Metadata.Name, err)
+		}
+	}
+
+	// The agents must reach the API server before there is a pod network
+	// (and, without kube-proxy, before any Service works), so they are
+	// given the address every kubelet uses: the VIP and HAProxy's port in
+	// vip mode, never one control plane that may be down.
+	v := map[string]any{
+		"k8sServiceHost": host,
+		"k8sServicePort": port,
+	}
+
+	// Cilium takes over Services exactly when kubeadm did not install
+	// kube-proxy; both at once, or neither, leaves a broken cluster.
+	v["kubeProxyReplacement"] = !l.Kubernetes.KubeProxyEnabled()
+	kpr := v["kubeProxyReplacement"]
+	if u, ok := user["kubeProxyReplacement"]; ok {
+		kpr = u
+	}
+	if isTrue(kpr) {
+		// With kube-proxy gone nothing else masquerades in iptables'
+		// place as cheaply; eBPF masquerading needs the eBPF NodePort
+		// that kube-proxy replacement brings.
+		v["bpf"] = map[string]any{"masquerade": true}
+	}
+
+	// kubeadm's kube-controller-manager hands every node a slice of
+	// podSubnet (allocate-node-cidrs); Cilium uses that slice instead of a
+	// pool of its own, so kubectl, kubeadm and Cilium agree on pod
+	// addresses. Requiring it makes an agent wait for its podCIDR rather
+	// than invent one.
+	v["ipam"] = map[string]any{"mode": "kubernetes"}
+	v["k8s"] = map[string]any{"requireIPv4PodCIDR": true}
+
+	// Cilium's datapath attaches to the interface that carries the lab
+	// network: auto-detection would also pick VirtualBox's NAT NIC, whose
+	// 10.0.2.15 is the same on every VM.
+	v["devices"] = []any{f.Interface}
+
+	// The operator's replicas refuse to share a node (pod anti-affinity),
+	// so more replicas than nodes stay Pending; two are enough for it to
+	// survive one node.
+	v["operator"] = map[string]any{"replicas": min(2, len(nodes))}
+
+	// Pod packets go between nodes unencapsulated when every node can
+	// reach every other directly: then each node is told a route to every
+	// other node's podCIDR via that node (autoDirectNodeRoutes) and
+	// podSubnet is routed, not masqueraded. Nodes behind a router cannot
+	// be reached that way, so they get a VXLAN tunnel. A user's own
+	// routingMode decides which of the two sets of values lab adds.
+	shared := sharedL2(l, nodes)
+	mode := RoutingTunnel
+	if shared {
+		mode = RoutingNative
+	}
+	if m, ok := user["routingMode"].(string); ok {
+		mode = m
+	}
+	switch mode {
+	case RoutingNative:
+		v["routingMode"] = RoutingNative
+		v["ipv4NativeRoutingCIDR"] = pods.Masked().String()
+		// Across a router the routes come from elsewhere (BGP, static
+		// routes on the router), never from Cilium's direct routes.
+		v["autoDirectNodeRoutes"] = shared
+	case RoutingTunnel:
+		v["routingMode"] = RoutingTunnel
+		v["tunnelProtocol"] = TunnelVXLAN
+	default:
+		return nil, fmt.Errorf("lab %s: cni.cilium.values.routingMode: %q is neither native nor tunnel", l.Metadata.Name, mode)
+	}
+
+	out := merge(v, user)
+	if err := check(out); err != nil {
+		return nil, fmt.Errorf("lab %s: cni.cilium.values: %w", l.Metadata.Name, err)
+	}
+	return out, nil
+}
+
+// ValuesYAML is Values as a values.yaml: map keys sorted, so the same lab
+// gives the same bytes every time.
+func ValuesYAML(l *labfile.Lab, f Facts) ([]byte, error) {
+	v, err := Values(l, f)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Cilium %s values for lab %s, rendered by lab from the lab file.\n",
+		l.CNI.Cilium.Version, l.Metadata.Name)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("lab %s: cilium values: %w", l.Metadata.Name, err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("lab %s: cilium values: %w", l.Metadata.Name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// sharedL2 reports whether every Kubernetes node sits on the node network
+// itself, so that any node can reach any other without a router. A node
+// that only has addresses on other networks (the study's k8s-w0 on
+// 192.168.20.0/24 behind the router VM) is reached through a gateway.
+func sharedL2(l *labfile.Lab, nodes []*labfile.Node) bool {
+	nw := l.NodeNetworkDef()
+	if nw == nil {
+		return false
+	}
+	for _, n := range nodes {
+		a := l.NodeIP(n)
+		if !a.IsValid() || !nw.Prefix().Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// check rejects merged values that the chart renders but the agents would
+// refuse later on the nodes, with a message that says what to change.
+func check(v map[string]any) error {
+	// cilium-agent exits at start-up on this pair (daemon/cmd's option
+	// validation, Cilium 1.17 and 1.18).
+	if v["routingMode"] == RoutingTunnel && isTrue(v["autoDirectNodeRoutes"]) {
+		return fmt.Errorf("autoDirectNodeRoutes: true cannot be used with routingMode: tunnel; drop one of them")
+	}
+	return nil
+}
+
+// isTrue reads a chart boolean the way the chart's templates do: many of
+// its booleans also accept the strings "true" and "false".
+func isTrue(v any) bool {
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		b, err := strconv.ParseBool(t)
+		return err == nil && b
+	}
+	return false
+}
+
+// merge returns base with over merged into it: where both hold a map the
+// maps are merged key by key, otherwise over's value wins (an explicit null
+// included, which Helm then reads as "remove this key"). Neither argument
+// is modified.
+func merge(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = clone(v)
+	}
+	for k, v := range over {
+		bm, bok := out[k].(map[string]any)
+		om, ook := v.(map[string]any)
+		if bok && ook {
+			out[k] = merge(bm, om)
+			continue
+		}
+		out[k] = clone(v)
+	}
+	return out
+}
+
+func clone(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		return merge(t, nil)
+	case []any:
+		out := make([]any, len(t))
+		for i := range t {
+			out[i] = clone(t[i])
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// normalize turns the user's values, as the YAML decoder left them, into
+// maps with string keys all the way down (a mapping with a non-string key
+// decodes as map[any]any), so that merge sees every map.
+func normalize(m map[string]any, path string) (map[string]any, error) {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		n, err := normalizeValue(v, path+"."+k)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = n
+	}
+	return out, nil
+}
+
+func normalizeValue(v any, path string) (any, error) {
+	switch t := v.(type) {
+	case map[string]any:
+		return normalize(t, path)
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			s, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: key %v is not a string (quote it)", path, k)
+			}
+			m[s] = x
+		}
+		return normalize(m, path)
+	case []any:
+		out := make([]any, len(t))
+		for i := range t {
+			n, err := normalizeValue(t[i], path+"["+strconv.Itoa(i)+"]")
+			if err != nil {
+				return nil, err
+			}
+			out[i] = n
+		}
+		return out, nil
+	default:
+		return v, nil
+	}
+}
