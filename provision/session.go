@@ -42,6 +42,8 @@ type Options struct {
 	Passphrase ssh.PassphraseFunc
 	// Provider overrides the lab's provider (tests).
 	Provider provider.Provider
+
+	readOnly bool // no lock: the command only looks
 }
 
 // session is one command's hold on a lab: its state directory and lock, its
@@ -69,9 +71,12 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock, stale, err := dir.Lock(command)
-	if err != nil {
-		return nil, err
+	var lock *state.Lock
+	var stale string
+	if !o.readOnly {
+		if lock, stale, err = dir.Lock(command); err != nil {
+			return nil, err
+		}
 	}
 	rep := o.Report
 	if rep == nil {
@@ -87,14 +92,18 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 		case labfile.ProviderDocker:
 			p, err := docker.New(docker.Options{StateDir: dir.Path()})
 			if err != nil {
-				lock.Unlock()
+				if lock != nil {
+					lock.Unlock()
+				}
 				return nil, err
 			}
 			s.prov = p
 		case labfile.ProviderStatic:
 			s.prov = static.Provider{}
 		default:
-			lock.Unlock()
+			if lock != nil {
+				lock.Unlock()
+			}
 			return nil, fmt.Errorf("provider %s: lab cannot create its nodes yet; run `vagrant up` with LAB_FILE=%s and use provider static with the VMs' addresses",
 				l.Provider.Type, "<your lab file>")
 		}
@@ -102,11 +111,19 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	return s, nil
 }
 
+// openReadOnly is open without the lock, for commands that only look.
+func openReadOnly(l *labfile.Lab, o Options) (*session, error) {
+	o.readOnly = true
+	return open(l, o, "status")
+}
+
 func (s *session) close() {
 	if s.tr != nil {
 		s.tr.Close()
 	}
-	s.lock.Unlock()
+	if s.lock != nil {
+		s.lock.Unlock()
+	}
 }
 
 // refreshNodes asks the provider where every node is.
@@ -233,4 +250,11 @@ func expandHome(p string) string {
 		}
 	}
 	return p
+}
+
+func removeIfExists(p string) error {
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }

@@ -56,6 +56,9 @@ FILE defaults to ./lab.yaml in every command that takes one.`,
 		newVersionCommand(s),
 		newUpCommand(s),
 		newImageCommand(s),
+		newResetCommand(s),
+		newDownCommand(s),
+		newStatusCommand(s),
 	)
 	return root
 }

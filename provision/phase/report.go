@@ -114,6 +114,9 @@ func describe(e Event, verbose bool) string {
 	}
 	switch e.Kind {
 	case PhaseStart:
+		if len(e.Nodes) == 1 && e.Nodes[0] == "" {
+			return fmt.Sprintf("▶ %s: %s", e.Phase, e.Message)
+		}
 		return fmt.Sprintf("▶ %s: %s (%s)", e.Phase, e.Message, strings.Join(e.Nodes, ", "))
 	case PhaseDone:
 		return fmt.Sprintf("✓ %s (%s)", e.Phase, round(e.Elapsed))
@@ -124,6 +127,9 @@ func describe(e Event, verbose bool) string {
 			return fmt.Sprintf("- %s skipped: %s", e.Phase, e.Message)
 		}
 	case NodeDone:
+		if e.Node == "" {
+			return "" // a local phase: its phase-done line says it
+		}
 		return fmt.Sprintf("  ✓ %s (%s)", where, round(e.Elapsed))
 	case NodeSkip:
 		return fmt.Sprintf("  ✓ %s %s (%s)", where, e.Message, round(e.Elapsed))

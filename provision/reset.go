@@ -1,0 +1,59 @@
+package provision
+
+import (
+	"context"
+	"time"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/steps"
+)
+
+// Reset wipes Kubernetes and everything else lab up installed from every
+// node, then audits each node and fails listing anything left. The nodes
+// themselves stay (lab down deletes them).
+func Reset(ctx context.Context, l *labfile.Lab, o Options) error {
+	s, err := open(l, o, "reset")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if err := s.refreshNodes(ctx); err != nil {
+		return err
+	}
+	c := steps.NewCluster(l, s.dir, s, s.rep)
+	eng := &phase.Engine{Report: s.rep, Limit: o.Limit, DryRun: o.DryRun, Skip: o.Skip}
+	if err := eng.Run(ctx, []phase.Phase{c.Connect(), c.Reset(), c.Audit()}); err != nil {
+		return err
+	}
+	if o.DryRun {
+		return nil
+	}
+	_ = removeIfExists(s.dir.Kubeconfig())
+	return s.dir.ClearJournal()
+}
+
+// Down deletes the nodes and networks the provider created for the lab and
+// the lab's state directory. Static hosts are left as they are.
+func Down(ctx context.Context, l *labfile.Lab, o Options) error {
+	s, err := open(l, o, "down")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	start := time.Now()
+	s.rep.Event(phase.Event{Kind: phase.PhaseStart, Phase: "down", Message: "delete the " + l.Provider.Type + " nodes and networks of lab " + l.Metadata.Name, Nodes: []string{""}})
+	if o.DryRun {
+		s.rep.Event(phase.Event{Kind: phase.NodePlan, Phase: "down", Lines: []string{"delete every container, volume and network labelled with the lab", "remove " + s.dir.Path()}})
+		return nil
+	}
+	if err := s.prov.Delete(ctx, l); err != nil {
+		s.rep.Event(phase.Event{Kind: phase.PhaseFail, Phase: "down", Elapsed: time.Since(start), Message: err.Error()})
+		return err
+	}
+	if err := s.dir.Remove(); err != nil {
+		return err
+	}
+	s.rep.Event(phase.Event{Kind: phase.PhaseDone, Phase: "down", Elapsed: time.Since(start)})
+	return nil
+}
