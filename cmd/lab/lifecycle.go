@@ -138,4 +138,3 @@ func orNone(s []string) string {
 	}
 	return strings.Join(s, ",")
 }
-
