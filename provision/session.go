@@ -149,20 +149,7 @@ func (s *session) transport() (*ssh.Transport, error) {
 		return s.tr, nil
 	}
 	l := s.lab
-	var keys []string
-	keys = append(keys, l.SSH.KeyFiles...)
-	seen := map[string]bool{}
-	for _, in := range s.nodes {
-		if in.KeyFile != "" && !seen[in.KeyFile] {
-			seen[in.KeyFile] = true
-			keys = append(keys, in.KeyFile)
-		}
-	}
-	if k := s.opts.DefaultKey; k != "" {
-		if _, err := os.Stat(expandHome(k)); err == nil {
-			keys = append(keys, k)
-		}
-	}
+	keys := s.keyFilesLocked()
 	var jumps []ssh.Target
 	for i, b := range l.SSH.Bastions {
 		jumps = append(jumps, ssh.Target{Name: fmt.Sprintf("bastion%d", i+1), Host: b.Host, Port: b.Port, User: b.User})
@@ -257,4 +244,29 @@ func removeIfExists(p string) error {
 		return err
 	}
 	return nil
+}
+
+// keyFiles are the private keys lab offers, in order: the lab file's, the
+// provider's, then the user's default key if it exists.
+func (s *session) keyFiles() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keyFilesLocked()
+}
+
+func (s *session) keyFilesLocked() []string {
+	keys := append([]string(nil), s.lab.SSH.KeyFiles...)
+	seen := map[string]bool{}
+	for _, name := range nodeNames(s.lab) {
+		if in := s.nodes[name]; in.KeyFile != "" && !seen[in.KeyFile] {
+			seen[in.KeyFile] = true
+			keys = append(keys, in.KeyFile)
+		}
+	}
+	if k := s.opts.DefaultKey; k != "" {
+		if _, err := os.Stat(expandHome(k)); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }

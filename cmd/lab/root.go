@@ -59,6 +59,9 @@ FILE defaults to ./lab.yaml in every command that takes one.`,
 		newResetCommand(s),
 		newDownCommand(s),
 		newStatusCommand(s),
+		newSSHCommand(s),
+		newKubeconfigCommand(s),
+		newLogsCommand(s),
 	)
 	return root
 }
