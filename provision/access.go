@@ -173,4 +173,3 @@ func Logs(ctx context.Context, l *labfile.Lab, o Options, out string) (collected
 	}
 	return len(entries), nil
 }
-
