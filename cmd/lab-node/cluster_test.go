@@ -79,7 +79,7 @@ func (s *syncBuffer) String() string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -93,7 +93,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // twoNodes builds nodes "a" (10.99.0.1, pods 10.244.1.0/24) and "b"
 // (10.99.0.2, pods 10.244.2.0/24) joined by a veth "lan0", each running the
 // daemon with a node list file shared by both.
-func twoNodes(t *testing.T, attachMode string) (a, b *emuNode) {
+func twoNodes(t testing.TB, attachMode string) (a, b *emuNode) {
 	bpftest.Require(t, "iptables", "iptables-restore", "ping")
 	nodesFile := filepath.Join(t.TempDir(), "nodes.json")
 	a = newEmuNode(t, "a", "10.99.0.1", "10.244.1.0/24", nodesFile)
@@ -115,7 +115,7 @@ func twoNodes(t *testing.T, attachMode string) (a, b *emuNode) {
 	return a, b
 }
 
-func newEmuNode(t *testing.T, name, ip, podCIDR, nodesFile string) *emuNode {
+func newEmuNode(t testing.TB, name, ip, podCIDR, nodesFile string) *emuNode {
 	n := &emuNode{
 		name:       name,
 		ns:         bpftest.Netns(t, "node"+name),
@@ -131,7 +131,7 @@ func newEmuNode(t *testing.T, name, ip, podCIDR, nodesFile string) *emuNode {
 	return n
 }
 
-func writeNodes(t *testing.T, path string, nodes ...*emuNode) {
+func writeNodes(t testing.TB, path string, nodes ...*emuNode) {
 	t.Helper()
 	var list []daemon.Node
 	for _, n := range nodes {
@@ -150,7 +150,7 @@ func writeNodes(t *testing.T, path string, nodes ...*emuNode) {
 	}
 }
 
-func (n *emuNode) startDaemon(t *testing.T, attachMode string) {
+func (n *emuNode) startDaemon(t testing.TB, attachMode string) {
 	cmd := exec.Command("ip", "netns", "exec", n.ns, labNode, "daemon",
 		"--node-name", n.name, "--nodes-file", n.nodesFile, "--bpf-root", n.bpfRoot,
 		"--cni-conf-dir", n.confDir, "--cni-bin-dir", n.binDir, "--state-dir", n.stateDir,
@@ -179,7 +179,7 @@ func (n *emuNode) startDaemon(t *testing.T, attachMode string) {
 	})
 }
 
-func (n *emuNode) waitReady(t *testing.T) {
+func (n *emuNode) waitReady(t testing.TB) {
 	t.Helper()
 	waitFor(t, "CNI config on node "+n.name, 20*time.Second, func() bool {
 		_, err := os.Stat(filepath.Join(n.confDir, daemon.ConfFile))
@@ -190,7 +190,7 @@ func (n *emuNode) waitReady(t *testing.T) {
 	}
 }
 
-func waitRoute(t *testing.T, n *emuNode, cidr netip.Prefix, present bool) {
+func waitRoute(t testing.TB, n *emuNode, cidr netip.Prefix, present bool) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("route %s on node %s present=%v", cidr, n.name, present), 20*time.Second, func() bool {
 		out := bpftest.IP(t, "-n", n.ns, "route", "show", "proto", "177")
@@ -200,7 +200,7 @@ func waitRoute(t *testing.T, n *emuNode, cidr netip.Prefix, present bool) {
 
 // netconf is the plugin's config as a runtime hands it over: the
 // conflist's plugin entry with the list's name and cniVersion.
-func (n *emuNode) netconf(t *testing.T) map[string]any {
+func (n *emuNode) netconf(t testing.TB) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(n.confDir, daemon.ConfFile))
 	if err != nil {
@@ -233,7 +233,7 @@ type emuPod struct {
 
 // cni runs the installed plugin in the node's netns exactly as a runtime
 // does: CNI_* variables, the config on stdin, the result on stdout.
-func (n *emuNode) cni(t *testing.T, command string, p *emuPod, conf map[string]any, extraEnv ...string) ([]byte, error) {
+func (n *emuNode) cni(t testing.TB, command string, p *emuPod, conf map[string]any, extraEnv ...string) ([]byte, error) {
 	t.Helper()
 	stdin, err := json.Marshal(conf)
 	if err != nil {
@@ -260,11 +260,11 @@ func (n *emuNode) cni(t *testing.T, command string, p *emuPod, conf map[string]a
 }
 
 // newPod creates a pod netns; addPod also runs ADD and records the result.
-func newPod(t *testing.T, n *emuNode, name string) *emuPod {
+func newPod(t testing.TB, n *emuNode, name string) *emuPod {
 	return &emuPod{name: name, ns: bpftest.Netns(t, "pod"+name), id: bpftest.UniqueName("ctr-" + name + "-"), node: n}
 }
 
-func addPod(t *testing.T, n *emuNode, name string) *emuPod {
+func addPod(t testing.TB, n *emuNode, name string) *emuPod {
 	t.Helper()
 	p := newPod(t, n, name)
 	p.add(t)
@@ -276,7 +276,7 @@ func addPod(t *testing.T, n *emuNode, name string) *emuPod {
 	return p
 }
 
-func (p *emuPod) add(t *testing.T) {
+func (p *emuPod) add(t testing.TB) {
 	t.Helper()
 	out, err := p.node.cni(t, "ADD", p, p.node.netconf(t))
 	if err != nil {
@@ -299,7 +299,7 @@ func (p *emuPod) add(t *testing.T) {
 	json.Unmarshal(out, &p.result)
 }
 
-func ping(t *testing.T, from *emuPod, to netip.Addr) {
+func ping(t testing.TB, from *emuPod, to netip.Addr) {
 	t.Helper()
 	out, err := bpftest.Exec(from.ns, "ping", "-c", "3", "-i", "0.2", "-w", "10", to.String())
 	if err != nil {
@@ -309,7 +309,7 @@ func ping(t *testing.T, from *emuPod, to netip.Addr) {
 
 // tcpEcho listens in ns, dials from fromNS, sends a message and checks the
 // echo; it returns the client address the server saw.
-func tcpEcho(t *testing.T, serverNS string, addr netip.AddrPort, fromNS string) netip.AddrPort {
+func tcpEcho(t testing.TB, serverNS string, addr netip.AddrPort, fromNS string) netip.AddrPort {
 	t.Helper()
 	var ln net.Listener
 	if err := bpftest.Do(serverNS, func() (err error) {
@@ -357,7 +357,7 @@ type podStats struct {
 	TxBytes   uint64
 }
 
-func (n *emuNode) stats(t *testing.T) map[string]podStats {
+func (n *emuNode) stats(t testing.TB) map[string]podStats {
 	t.Helper()
 	out, err := bpftest.Exec(n.ns, labNode, "stats", "--json", "--bpf-root", n.bpfRoot, "--state-dir", n.stateDir)
 	if err != nil {
@@ -376,7 +376,7 @@ func (n *emuNode) stats(t *testing.T) map[string]podStats {
 
 // forwardCounter counts, in the node's FORWARD chain, packets between two
 // addresses: the eBPF fast path bypasses it, the kernel path does not.
-func forwardCounter(t *testing.T, n *emuNode, src, dst netip.Addr) func() int {
+func forwardCounter(t testing.TB, n *emuNode, src, dst netip.Addr) func() int {
 	rule := []string{"FORWARD", "-s", src.String(), "-d", dst.String(), "-m", "comment", "--comment", "lab-test"}
 	if out, err := bpftest.Exec(n.ns, "iptables", append([]string{"-w", "-I"}, rule...)...); err != nil {
 		t.Fatalf("iptables: %v: %s", err, out)
@@ -503,7 +503,7 @@ func testPodNetwork(t *testing.T, attachMode string) {
 	})
 }
 
-func scrape(t *testing.T, n *emuNode) string {
+func scrape(t testing.TB, n *emuNode) string {
 	t.Helper()
 	var conn net.Conn
 	if err := bpftest.Do(n.ns, func() (err error) {
@@ -527,7 +527,7 @@ func scrape(t *testing.T, n *emuNode) string {
 	return string(body)
 }
 
-func assertCNIError(t *testing.T, out []byte) {
+func assertCNIError(t testing.TB, out []byte) {
 	t.Helper()
 	var e struct {
 		CNIVersion string `json:"cniVersion"`
@@ -540,7 +540,7 @@ func assertCNIError(t *testing.T, out []byte) {
 }
 
 // assertGone checks that nothing of pod p is left on node n.
-func assertGone(t *testing.T, n *emuNode, p *emuPod, hostIf string) {
+func assertGone(t testing.TB, n *emuNode, p *emuPod, hostIf string) {
 	t.Helper()
 	if out, err := bpftest.Exec(n.ns, "ip", "link", "show", hostIf); err == nil {
 		t.Errorf("host veth %s left behind:\n%s", hostIf, out)
