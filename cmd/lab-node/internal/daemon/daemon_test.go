@@ -108,7 +108,9 @@ func TestFileSource(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	got := make(chan []Node, 10)
 	done := make(chan error, 1)
-	go func() { done <- FileSource{Path: path, Poll: 10 * time.Millisecond}.Watch(ctx, func(n []Node) { got <- n }) }()
+	go func() {
+		done <- FileSource{Path: path, Poll: 10 * time.Millisecond}.Watch(ctx, func(n []Node) { got <- n })
+	}()
 	if n := <-got; len(n) != 0 {
 		t.Fatalf("missing file: %v", n)
 	}
