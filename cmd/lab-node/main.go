@@ -6,11 +6,13 @@
 //	lab-node daemon      load the eBPF datapath, install the CNI plugin and
 //	                     its config, keep routes to other nodes' pod CIDRs
 //	lab-node stats       print the per-pod counters of the datapath
-//	lab-node preflight   report, as JSON, what the kernel supports
+//	lab-node preflight   report, as JSON, what the kernel supports (exit 3:
+//	                     something required is missing)
 //	(CNI_COMMAND set)    the CNI plugin, as a runtime calls it from /opt/cni/bin
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -42,6 +44,10 @@ func main() {
 	default:
 		usage()
 		os.Exit(2)
+	}
+	if errors.Is(err, errMissing) {
+		fmt.Fprintln(os.Stderr, "lab-node:", err)
+		os.Exit(3)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab-node:", err)
