@@ -65,8 +65,6 @@ type Harness struct {
 	ID string
 
 	mu      sync.Mutex
-	keys    map[string]*Key
-	users   map[string]bool // user name -> created by this harness
 	nodes   int
 	netbase [2]byte // 127.netbase[0].netbase[1].n for loopback nodes
 	links   int
@@ -95,11 +93,9 @@ func New(t TB) *Harness {
 		t.Fatalf("sshtest: %v", err)
 	}
 	h := &Harness{
-		t:     t,
-		Dir:   dir,
-		ID:    fmt.Sprintf("%x", b[:3]),
-		keys:  map[string]*Key{},
-		users: map[string]bool{},
+		t:   t,
+		Dir: dir,
+		ID:  fmt.Sprintf("%x", b[:3]),
 	}
 	// A random 127.x.y.0/24 keeps node addresses of parallel test binaries
 	// apart; each node gets its own address in it.

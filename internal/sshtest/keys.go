@@ -93,9 +93,6 @@ func (h *Harness) NewKey(name, typ, passphrase string) *Key {
 	if err != nil {
 		h.t.Fatalf("sshtest: key %s: %v", name, err)
 	}
-	h.mu.Lock()
-	h.keys[name] = k
-	h.mu.Unlock()
 	return k
 }
 

@@ -85,7 +85,9 @@ type Config struct {
 	KnownHosts string
 	Policy     Policy // default AcceptNew
 
-	// Jumps are jump hosts, outermost first (like ProxyJump a,b).
+	// Jumps are jump hosts, outermost first (like ProxyJump a,b). Their
+	// host keys are checked like nodes' (under Pinned they need HostKeys
+	// too); one connection to each is shared by every node behind it.
 	Jumps []Target
 
 	// ConnectTimeout bounds connecting to a node including all retries
@@ -111,6 +113,7 @@ type Config struct {
 	Ciphers []string
 
 	// Output receives every output line of every command, secrets masked.
+	// It is called from many goroutines at once.
 	Output func(Line)
 	// Logf receives connection events (retries, recorded host keys).
 	Logf func(format string, args ...any)

@@ -151,12 +151,18 @@ func TestCancelStopsRemoteCommand(t *testing.T) {
 				ctx2, cancel := context.WithCancel(ctx(t))
 				defer cancel()
 				if how == "timeout" {
-					cmd.Timeout = 300 * time.Millisecond
+					// Long enough to see the command start even on a busy machine.
+					cmd.Timeout = 3 * time.Second
 				}
 				done := make(chan error, 1)
 				go func() { done <- c.Exec(ctx2, cmd) }()
 				eventually(t, "remote command started", func() error {
 					if len(sshtest.Processes("sleep "+m)) < 2 {
+						select {
+						case err := <-done:
+							t.Fatalf("command ended before it was seen running: %v", err)
+						default:
+						}
 						return errors.New("not yet")
 					}
 					return nil
@@ -209,7 +215,7 @@ func TestFrozenConnectionIsReported(t *testing.T) {
 	e := newEnv(t)
 	n := e.h.StartNode(sshtest.NodeOptions{Name: "n1"})
 	cfg := e.config(t)
-	cfg.KeepAlive, cfg.KeepAliveMax = 100*time.Millisecond, 3
+	cfg.KeepAlive, cfg.KeepAliveMax = 200*time.Millisecond, 3
 	c := e.client(t, e.transport(t, cfg), n, "root")
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx(t), "echo started; sleep "+marker(t)) }()

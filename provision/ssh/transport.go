@@ -20,6 +20,7 @@ type Transport struct {
 	auth    *auth
 	keys    *hostKeys
 	secrets *Secrets
+	sums    sumCache
 
 	mu      sync.Mutex
 	clients map[string]*Client
@@ -140,14 +141,14 @@ func (t *Transport) dial(ctx context.Context, target Target) (*conn, error) {
 			return nil, err
 		}
 		if ctx.Err() != nil {
-			return nil, &DialError{Node: target.String(), Addr: target.Addr(), Attempts: attempt, Elapsed: time.Since(start), Err: err}
+			return nil, &DialError{Node: target.String(), Addr: target.Addr(), Attempts: attempt, Elapsed: time.Since(start), Err: err, ctxErr: context.Cause(ctx)}
 		}
 		t.logf("%s: connect attempt %d failed: %v; retrying in %v", target, attempt, err, delay)
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, &DialError{Node: target.String(), Addr: target.Addr(), Attempts: attempt, Elapsed: time.Since(start), Err: err}
+			return nil, &DialError{Node: target.String(), Addr: target.Addr(), Attempts: attempt, Elapsed: time.Since(start), Err: err, ctxErr: context.Cause(ctx)}
 		case <-timer.C:
 		}
 		delay = min(delay*2, 2*time.Second)
@@ -160,7 +161,8 @@ type DialError struct {
 	Addr     string
 	Attempts int
 	Elapsed  time.Duration
-	Err      error
+	Err      error // the last attempt's
+	ctxErr   error // why attempts stopped: timeout or the caller's cancellation
 }
 
 func (e *DialError) Error() string {
@@ -168,7 +170,7 @@ func (e *DialError) Error() string {
 		e.Node, e.Addr, e.Attempts, e.Elapsed.Round(time.Millisecond), e.Err)
 }
 
-func (e *DialError) Unwrap() error { return e.Err }
+func (e *DialError) Unwrap() []error { return []error{e.Err, e.ctxErr} }
 
 // permanentError marks failures that retrying cannot fix.
 type permanentError struct{ err error }

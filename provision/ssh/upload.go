@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -113,7 +114,7 @@ func (c *Client) Upload(ctx context.Context, files ...File) (UploadStats, error)
 	stats := UploadStats{Files: len(files)}
 	ups := make([]*upload, len(files))
 	for i, f := range files {
-		u, err := prepare(f)
+		u, err := c.t.prepare(f)
 		if err != nil {
 			return stats, fmt.Errorf("%s: upload: %w", c.target, err)
 		}
@@ -202,7 +203,7 @@ func (c *Client) UploadTree(ctx context.Context, src, dst, owner, group string) 
 	return c.Upload(ctx, files...)
 }
 
-func prepare(f File) (*upload, error) {
+func (t *Transport) prepare(f File) (*upload, error) {
 	if !path.IsAbs(f.Dst) || path.Clean(f.Dst) != f.Dst || f.Dst == "/" {
 		return nil, fmt.Errorf("destination %q is not a clean absolute file path", f.Dst)
 	}
@@ -216,22 +217,69 @@ func prepare(f File) (*upload, error) {
 	if u.Group == "" {
 		u.Group = "root"
 	}
-	h := sha256.New()
-	if f.Src != "" {
-		r, err := os.Open(f.Src)
+	if f.Src == "" {
+		sum := sha256.Sum256(f.Data)
+		u.sum, u.size = hex.EncodeToString(sum[:]), int64(len(f.Data))
+		return u, nil
+	}
+	var err error
+	u.sum, u.size, err = t.sums.sum(f.Src)
+	return u, err
+}
+
+// sumCache remembers the sha256 of local files, so that a file sent to many
+// nodes at once is read and hashed once, not once per node.
+type sumCache struct {
+	mu sync.Mutex
+	m  map[sumKey]*sumEntry
+}
+
+type sumKey struct {
+	path  string
+	size  int64
+	mtime int64
+}
+
+type sumEntry struct {
+	once sync.Once
+	sum  string
+	size int64
+	err  error
+}
+
+func (c *sumCache) sum(file string) (string, int64, error) {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return "", 0, err
+	}
+	k := sumKey{file, fi.Size(), fi.ModTime().UnixNano()}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[sumKey]*sumEntry{}
+	}
+	e := c.m[k]
+	if e == nil {
+		e = &sumEntry{}
+		c.m[k] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		r, err := os.Open(file)
 		if err != nil {
-			return nil, err
+			e.err = err
+			return
 		}
 		defer r.Close()
-		if u.size, err = io.Copy(h, r); err != nil {
-			return nil, err
-		}
-	} else {
-		h.Write(f.Data)
-		u.size = int64(len(f.Data))
+		h := sha256.New()
+		e.size, e.err = io.Copy(h, r)
+		e.sum = hex.EncodeToString(h.Sum(nil))
+	})
+	if e.err != nil {
+		c.mu.Lock()
+		delete(c.m, k) // let a later upload try again
+		c.mu.Unlock()
 	}
-	u.sum = hex.EncodeToString(h.Sum(nil))
-	return u, nil
+	return e.sum, e.size, e.err
 }
 
 // modeString is the mode as stat's %a prints it and chmod reads it.
@@ -299,6 +347,9 @@ func (c *Client) send(ctx context.Context, ups []*upload) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	var stderr tail
+	stderr.n = 5
+	sess.Stderr = &lineWriter{node: c.target.Name, stream: "stderr", secrets: c.t.secrets, tail: &stderr}
 	if c.root() {
 		err = sess.RequestSubsystem("sftp")
 	} else {
@@ -314,7 +365,7 @@ func (c *Client) send(ctx context.Context, ups []*upload) (int64, error) {
 		sftp.MaxPacketUnchecked(sftpPacket),
 		sftp.MaxConcurrentRequestsPerFile(64))
 	if err != nil {
-		return 0, fmt.Errorf("%s: starting sftp: %w", c.target, err)
+		return 0, fmt.Errorf("%s: starting sftp: %w %s", c.target, err, strings.Join(stderr.get(), "; "))
 	}
 	defer client.Close()
 	// Cancellation interrupts transfers by closing the session.
