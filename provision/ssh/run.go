@@ -19,7 +19,9 @@ type Cmd struct {
 	Command string
 	// Input is given to the command's standard input. Prefer it to the
 	// command line for secrets: command lines are visible in ps and logged
-	// by sudo.
+	// by sudo. On the node it passes through a 0600 temporary file that is
+	// unlinked before the command starts (stdin itself stays the lifeline
+	// that stops the command on cancellation).
 	Input []byte
 	// Timeout bounds the command; when it passes (or the context ends) the
 	// command's remote processes are stopped.
