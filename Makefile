@@ -8,13 +8,16 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export LAB_TOOLS_DIR := $(TOOLS)
 
-.PHONY: help build test test-all lint generate check-generate tools kubeadm dockerd node-image demo clean fuzz bench
+.PHONY: help build test test-all lint generate check-generate tools dockerd node-image demo clean fuzz bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build bin/lab (stripped)
+build: ## build bin/lab and the lab-node datapath it pushes (linux amd64 + arm64)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LAB) ./cmd/lab
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lab-node-linux-$$arch ./cmd/lab-node || exit 1; \
+	done
 
 test: ## unit tests only (no root, no tools needed; judges that need tools skip)
 	$(GO) test -count=1 ./...
@@ -29,10 +32,9 @@ generate: ## regenerate the eBPF objects (bpf2go, needs clang)
 check-generate: generate ## fail when committed generated files are stale
 	@git diff --exit-code --stat -- bpf/ || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
-tools: kubeadm ## build the real tools the tests use as judges
-
-kubeadm:
+tools: ## build the real tools the tests use as judges (kubeadm, helm + Cilium charts)
 	bash .ci/build-kubeadm.sh
+	bash .ci/build-helm.sh
 
 dockerd: ## start a private Docker daemon for container nodes
 	bash .ci/dockerd.sh >/dev/null

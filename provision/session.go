@@ -40,6 +40,11 @@ type Options struct {
 	Until  string
 	// Passphrase asks for the passphrase of an encrypted key file.
 	Passphrase ssh.PassphraseFunc
+	// LabNodeDir holds lab-node-linux-{amd64,arm64} (default: the
+	// directory of the running lab binary). Helm is a linux helm binary
+	// pushed to the first control plane for cni: cilium.
+	LabNodeDir string
+	Helm       string
 	// Provider overrides the lab's provider (tests).
 	Provider provider.Provider
 
@@ -269,4 +274,15 @@ func (s *session) keyFilesLocked() []string {
 		}
 	}
 	return keys
+}
+
+// artifacts resolves where the files lab pushes to nodes come from.
+func (o Options) artifacts() steps.Artifacts {
+	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm}
+	if a.LabNodeDir == "" {
+		if exe, err := os.Executable(); err == nil {
+			a.LabNodeDir = filepath.Dir(exe)
+		}
+	}
+	return a
 }

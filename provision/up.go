@@ -21,6 +21,13 @@ func UpPhases(l *labfile.Lab, c *steps.Cluster, nodesPhase phase.Phase) []phase.
 		c.Packages(),
 		c.LoadBalancer(),
 		c.VIP(2 * time.Minute),
+		c.Kubernetes(),
+		c.Init(),
+		c.JoinControlPlanes(),
+		c.JoinWorkers(),
+		c.CNI(),
+		c.Ready(5 * time.Minute),
+		c.Kubeconfig(),
 	}
 	return list
 }
@@ -34,6 +41,7 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 	}
 	defer s.close()
 	c := steps.NewCluster(l, s.dir, s, s.rep)
+	c.Artifacts = o.artifacts()
 	nodes := phase.Phase{
 		Name:  "nodes",
 		Title: "create the " + l.Provider.Type + " nodes (running ones are kept)",

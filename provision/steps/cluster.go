@@ -39,10 +39,13 @@ type Cluster struct {
 	State  *state.Dir
 	Dialer Dialer
 	Report phase.Reporter
+	// Artifacts are the local files lab pushes (lab-node, helm).
+	Artifacts Artifacts
 
 	mu    sync.Mutex
 	conns map[string]Conn
 	facts map[string]*Facts
+	join  join
 }
 
 // NewCluster starts the shared state of a command on lab l.

@@ -1,0 +1,183 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/cilium"
+)
+
+// Artifacts are the local files lab pushes to nodes.
+type Artifacts struct {
+	// LabNodeDir holds lab-node-linux-amd64 and lab-node-linux-arm64, the
+	// builtin datapath for each node architecture (make build puts them
+	// beside bin/lab).
+	LabNodeDir string
+	// Helm is a linux helm binary for the first control plane's
+	// architecture (cni: cilium).
+	Helm string
+}
+
+// goarch maps uname -m to Go's architecture names.
+func goarch(machine string) (string, error) {
+	switch machine {
+	case "x86_64", "amd64":
+		return "amd64", nil
+	case "aarch64", "arm64":
+		return "arm64", nil
+	}
+	return "", fmt.Errorf("no lab-node build for architecture %s (lab ships amd64 and arm64)", machine)
+}
+
+const (
+	labNodePath = "/usr/local/bin/lab-node"
+	labNodeUnit = "/etc/systemd/system/lab-node.service"
+	ciliumDir   = "/etc/lab/cilium"
+)
+
+const labNodeService = `# Rendered by lab: the builtin eBPF datapath and CNI plugin.
+[Unit]
+Description=lab-node: the builtin eBPF pod network
+After=network-online.target kubelet.service
+Wants=network-online.target
+
+[Service]
+ExecStart=/usr/local/bin/lab-node daemon --kubeconfig /etc/kubernetes/kubelet.conf
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+`
+
+func (c *Cluster) labNodeFiles(node string) ([]templates.File, error) {
+	f, err := c.Facts(node)
+	if err != nil {
+		return nil, err
+	}
+	arch, err := goarch(f.Arch)
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(c.Artifacts.LabNodeDir, "lab-node-linux-"+arch)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, fmt.Errorf("the builtin datapath for %s: %w (make build writes it)", arch, err)
+	}
+	return []templates.File{
+		{Path: labNodePath, Mode: 0o755, Content: data},
+		{Path: labNodeUnit, Mode: 0o644, Content: []byte(labNodeService)},
+	}, nil
+}
+
+func (c *Cluster) ciliumFiles(node string) ([]templates.File, error) {
+	f, err := c.Facts(node)
+	if err != nil {
+		return nil, err
+	}
+	values, err := cilium.ValuesYAML(c.Lab, cilium.Facts{Interface: f.Interface})
+	if err != nil {
+		return nil, err
+	}
+	files := []templates.File{{Path: ciliumDir + "/values.yaml", Mode: 0o600, Content: values}}
+	if c.Artifacts.Helm != "" {
+		data, err := os.ReadFile(c.Artifacts.Helm)
+		if err != nil {
+			return nil, fmt.Errorf("helm: %w", err)
+		}
+		files = append(files, templates.File{Path: "/usr/local/bin/helm", Mode: 0o755, Content: data})
+	}
+	return files, nil
+}
+
+// CNI installs the pod network: lab-node on every node (builtin), or Cilium
+// with `helm upgrade --install` from the first control plane (cilium).
+func (c *Cluster) CNI() phase.Phase {
+	switch c.Lab.CNI.Type {
+	case labfile.CNIBuiltin:
+		return phase.Phase{
+			Name:  "cni",
+			Title: "lab-node, the builtin eBPF datapath, on every node",
+			Nodes: c.kubeNodes,
+			Done: func(ctx context.Context, node string) (bool, error) {
+				files, err := c.labNodeFiles(node)
+				if err != nil {
+					return false, err
+				}
+				ok, err := c.filesMatch(ctx, node, files)
+				if err != nil || !ok {
+					return false, err
+				}
+				_, err = c.run(ctx, node, "systemctl is-active --quiet lab-node")
+				return err == nil, nil
+			},
+			Run: func(ctx context.Context, node string) error {
+				files, err := c.labNodeFiles(node)
+				if err != nil {
+					return err
+				}
+				conn, err := c.Conn(ctx, node)
+				if err != nil {
+					return err
+				}
+				if _, err := conn.Upload(ctx, files); err != nil {
+					return err
+				}
+				_, err = conn.Run(ctx, "systemctl daemon-reload && systemctl enable --quiet lab-node && systemctl restart lab-node && "+
+					"for i in $(seq 50); do systemctl is-active --quiet lab-node && exit 0; sleep 0.2; done; journalctl -u lab-node -n 20 --no-pager >&2; exit 1")
+				return err
+			},
+			Describe: func(string) []string {
+				return []string{"upload " + labNodePath + " for the node's architecture and " + labNodeUnit, "systemctl enable --now lab-node"}
+			},
+		}
+	case labfile.CNICilium:
+		v := c.Lab.CNI.Cilium.Version
+		return phase.Phase{
+			Name:  "cni",
+			Title: "Cilium " + v + " with helm upgrade --install",
+			Order: phase.Serial,
+			Nodes: func() []string { return []string{c.firstControlPlane()} },
+			Done: func(ctx context.Context, node string) (bool, error) {
+				files, err := c.ciliumFiles(node)
+				if err != nil {
+					return false, err
+				}
+				if ok, err := c.filesMatch(ctx, node, files); err != nil || !ok {
+					return false, err
+				}
+				out, err := c.run(ctx, node, "KUBECONFIG="+adminConf+" helm status cilium -n kube-system -o json 2>/dev/null | grep -o '\"chart_version\":\"[^\"]*\"' || true")
+				return err == nil && strings.Contains(out, v), nil
+			},
+			Run: func(ctx context.Context, node string) error {
+				files, err := c.ciliumFiles(node)
+				if err != nil {
+					return err
+				}
+				conn, err := c.Conn(ctx, node)
+				if err != nil {
+					return err
+				}
+				if _, err := conn.Upload(ctx, files); err != nil {
+					return err
+				}
+				cmd := fmt.Sprintf("command -v helm >/dev/null || { echo 'no helm on the node: lab pushes one when it has it' >&2; exit 1; }; "+
+					"KUBECONFIG=%s helm upgrade --install cilium cilium --repo https://helm.cilium.io --version %s -n kube-system -f %s/values.yaml --wait --timeout 10m && "+
+					kubectl+"-n kube-system rollout status ds/cilium --timeout %ds", adminConf, v, ciliumDir, int((10 * time.Minute).Seconds()))
+				_, err = conn.Run(ctx, cmd)
+				return err
+			},
+			Describe: func(string) []string {
+				return []string{"write " + ciliumDir + "/values.yaml", "helm upgrade --install cilium " + v + "; wait for the agents"}
+			},
+		}
+	}
+	return phase.Phase{Name: "cni", Title: "no pod network (cni: none)", Nodes: func() []string { return nil }}
+}

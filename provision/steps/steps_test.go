@@ -1,0 +1,277 @@
+package steps
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/state"
+	"github.com/labctl/lab/templates"
+)
+
+// fakeNode records what a phase asks of a node and answers from a script.
+type fakeNode struct {
+	mu       sync.Mutex
+	cmds     []string
+	uploads  map[string]templates.File
+	answer   func(cmd string) (string, error)
+	uploaded int
+}
+
+func (f *fakeNode) Run(_ context.Context, cmd string) (string, error) {
+	f.mu.Lock()
+	f.cmds = append(f.cmds, cmd)
+	f.mu.Unlock()
+	if f.answer != nil {
+		return f.answer(cmd)
+	}
+	return "", nil
+}
+
+func (f *fakeNode) Upload(_ context.Context, files []templates.File) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, file := range files {
+		f.uploads[file.Path] = file
+	}
+	f.uploaded += len(files)
+	return len(files), nil
+}
+
+type fakeDialer map[string]*fakeNode
+
+func (d fakeDialer) Dial(_ context.Context, node string) (Conn, error) { return d[node], nil }
+
+const haLab = `apiVersion: lab/v1alpha1
+kind: Lab
+metadata: {name: t}
+networks: [{name: lab, cidr: 10.9.0.0/24}]
+controlPlane: {vip: 10.9.0.10}
+nodes:
+  - {name: cp1, roles: [control-plane], addresses: {lab: 10.9.0.11}}
+  - {name: cp2, roles: [control-plane], addresses: {lab: 10.9.0.12}}
+  - {name: cp3, roles: [control-plane], addresses: {lab: 10.9.0.13}}
+  - {name: w1, roles: [worker], addresses: {lab: 10.9.0.21}}
+`
+
+func newTestCluster(t *testing.T) (*Cluster, fakeDialer) {
+	t.Helper()
+	l, _, err := labfile.Parse("t.yaml", []byte(haLab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := state.Open(t.TempDir(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fakeDialer{}
+	for _, n := range l.Nodes {
+		d[n.Name] = &fakeNode{uploads: map[string]templates.File{}}
+	}
+	c := NewCluster(l, dir, d, nil)
+	for _, n := range l.Nodes {
+		c.setFacts(n.Name, &Facts{OS: "debian", Arch: "x86_64", Interface: "eth0", Hostname: n.Name})
+	}
+	return c, d
+}
+
+func TestParseFacts(t *testing.T) {
+	out := "os=ubuntu\nosversion=24.04\narch=x86_64\nkernel=6.8.0\nhostname=k8s-ctr\ncontainer=\npid1=systemd\n" +
+		"addr=lo 127.0.0.1/8\naddr=eth0 10.0.2.15/24\naddr=eth1 192.168.10.100/24\nswap=/swap.img\nbin=kubeadm /usr/bin/kubeadm\nbin=helm \n"
+	f, err := parseFacts(out, netip.MustParseAddr("192.168.10.100"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Interface != "eth1" || !f.Systemd || f.OS != "ubuntu" || len(f.Swap) != 1 || f.Binaries["kubeadm"] == "" || f.Binaries["helm"] != "" {
+		t.Errorf("facts %+v", f)
+	}
+	// The NAT address is never taken for the node network.
+	_, err = parseFacts(out, netip.MustParseAddr("192.168.10.101"))
+	if err == nil || !strings.Contains(err.Error(), "no interface holds the node address 192.168.10.101") ||
+		!strings.Contains(err.Error(), "eth0 10.0.2.15/24, eth1 192.168.10.100/24") {
+		t.Errorf("missing address error: %v", err)
+	}
+}
+
+func TestKubernetesPhaseChecksEveryBinaryVersion(t *testing.T) {
+	c, d := newTestCluster(t)
+	p := c.Kubernetes()
+	d["cp1"].answer = func(string) (string, error) { return "v1.34.12\nKubernetes v1.34.12\nv1.34.12\n", nil }
+	d["cp2"].answer = func(string) (string, error) { return "v1.34.12\nKubernetes v1.33.4\nv1.34.12\n", nil }
+	if done, _ := p.Done(context.Background(), "cp1"); !done {
+		t.Error("cp1 has every binary at the right version but is not done")
+	}
+	if done, _ := p.Done(context.Background(), "cp2"); done {
+		t.Error("cp2's kubelet is at another version but counts as done")
+	}
+	if !strings.Contains(kubernetesScript("v1.34.12"), "kubeadm=1.34.12-1.1") || !strings.Contains(kubernetesScript("v1.34.12"), "core:/stable:/v1.34/deb/") {
+		t.Error("package script pins the wrong version")
+	}
+}
+
+func TestInitUploadsPrivateConfigAndRunsKubeadm(t *testing.T) {
+	c, d := newTestCluster(t)
+	cp1 := d["cp1"]
+	initialised := false
+	cp1.answer = func(cmd string) (string, error) {
+		if strings.HasPrefix(cmd, "kubeadm init") {
+			initialised = true
+		}
+		if strings.Contains(cmd, "get --raw=/readyz") && !initialised {
+			return "", errFake
+		}
+		return "", nil
+	}
+	eng := &phase.Engine{}
+	if err := eng.Run(context.Background(), []phase.Phase{c.Init()}); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := cp1.uploads["/etc/lab/kubeadm/init.yaml"]
+	if !ok || f.Mode.Perm() != 0o600 {
+		t.Fatalf("init config not uploaded 0600: %+v", f.Mode)
+	}
+	sec, _ := c.State.Secrets()
+	if !strings.Contains(string(f.Content), sec.BootstrapToken) {
+		t.Error("init config lacks the lab's bootstrap token")
+	}
+	var ran string
+	for _, cmd := range cp1.cmds {
+		if strings.HasPrefix(cmd, "kubeadm init") {
+			ran = cmd
+		}
+		if strings.Contains(cmd, sec.BootstrapToken) || strings.Contains(cmd, sec.CertificateKey) {
+			t.Errorf("a secret is on a command line: %q", cmd)
+		}
+	}
+	if ran != "kubeadm init --config /etc/lab/kubeadm/init.yaml --upload-certs" {
+		t.Errorf("ran %q", ran)
+	}
+	// Done once the API answers: a second run does not init again.
+	cp1.cmds = nil
+	if err := eng.Run(context.Background(), []phase.Phase{c.Init()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range cp1.cmds {
+		if strings.HasPrefix(cmd, "kubeadm init") {
+			t.Error("init ran again on an initialised node")
+		}
+	}
+}
+
+var errFake = &fakeError{}
+
+type fakeError struct{}
+
+func (*fakeError) Error() string { return "exit status 1" }
+
+func testCA(t *testing.T) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestCAHashMatchesOpenSSL checks our discovery hash against the recipe in
+// kubeadm's documentation, run with the real openssl.
+func TestCAHashMatchesOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	ca := testCA(t)
+	got, err := CAHash(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", "openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1")
+	cmd.Stdin = strings.NewReader(string(ca))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "sha256:" + strings.TrimSpace(string(out)); got != want {
+		t.Errorf("CAHash %s, openssl %s", got, want)
+	}
+}
+
+func TestJoinsPinTheCAAndRenewCredentialsOnce(t *testing.T) {
+	c, d := newTestCluster(t)
+	ca := testCA(t)
+	d["cp1"].answer = func(cmd string) (string, error) {
+		if cmd == "cat /etc/kubernetes/pki/ca.crt" {
+			return string(ca), nil
+		}
+		return "", nil
+	}
+	for _, n := range []string{"cp2", "cp3", "w1"} {
+		d[n].answer = func(cmd string) (string, error) {
+			if strings.HasPrefix(cmd, "test -f /etc/kubernetes/kubelet.conf") {
+				return "", errFake // not joined yet
+			}
+			return "", nil
+		}
+	}
+	eng := &phase.Engine{}
+	if err := eng.Run(context.Background(), []phase.Phase{c.JoinControlPlanes(), c.JoinWorkers()}); err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := CAHash(ca)
+	for _, n := range []string{"cp2", "cp3", "w1"} {
+		f := d[n].uploads["/etc/lab/kubeadm/join.yaml"]
+		if !strings.Contains(string(f.Content), hash) || f.Mode.Perm() != 0o600 {
+			t.Errorf("%s: join config does not pin the CA hash or is not private", n)
+		}
+		if !strings.Contains(strings.Join(d[n].cmds, "\n"), "kubeadm join --config /etc/lab/kubeadm/join.yaml") {
+			t.Errorf("%s: did not join: %v", n, d[n].cmds)
+		}
+	}
+	if strings.Contains(string(d["w1"].uploads["/etc/lab/kubeadm/join.yaml"].Content), "certificateKey") {
+		t.Error("a worker got the certificate key")
+	}
+	all := strings.Join(d["cp1"].cmds, "\n")
+	if n := strings.Count(all, "kubeadm token create"); n != 1 {
+		t.Errorf("token renewed %d times, want once", n)
+	}
+	if n := strings.Count(all, "kubeadm init phase upload-certs"); n != 1 {
+		t.Errorf("certificates uploaded %d times, want once", n)
+	}
+}
+
+func TestResetAndAuditScripts(t *testing.T) {
+	vip := netip.MustParseAddr("10.9.0.10")
+	r := resetScript(vip, "unix:///run/containerd/containerd.sock")
+	for _, want := range []string{"kubeadm reset -f", "/var/lib/etcd", "/etc/cni/net.d", "/sys/fs/bpf/lab", "ipvsadm --clear",
+		`10\\.9\\.0\\.10/`, "grep -Ev '(KUBE|CILIUM)'"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("reset script lacks %q", want)
+		}
+	}
+	if err := exec.Command("bash", "-n", "-c", r).Run(); err != nil {
+		t.Errorf("reset script is not valid bash: %v", err)
+	}
+	a := auditScript(vip)
+	if err := exec.Command("bash", "-n", "-c", a).Run(); err != nil {
+		t.Errorf("audit script is not valid bash: %v", err)
+	}
+	if !regexp.MustCompile(`service \$u is running`).MatchString(a) {
+		t.Error("audit does not look at services")
+	}
+}
