@@ -8,68 +8,36 @@ import (
 	"strings"
 
 	"github.com/labctl/lab/provision/labfile"
-)
-
-// Order says how a phase visits its nodes.
-type Order string
-
-const (
-	Parallel Order = "parallel" // every node at once (bounded fan-out)
-	Serial   Order = "serial"   // one node after another, in file order
-	Once     Order = "once"     // on the first node only
-	Local    Order = "local"    // on the machine that runs lab
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/steps"
 )
 
 // PlannedPhase is one line of `lab plan`: what a phase does and where.
 type PlannedPhase struct {
 	Name  string   `json:"name"`
 	Title string   `json:"title"`
-	Order Order    `json:"order"`
+	Order string   `json:"order"`
 	Nodes []string `json:"nodes"`
 }
 
 // UpPlan lists the phases of `lab up` for l, in order, with the nodes each
-// one touches. Phases with no nodes are left out.
+// one touches: the very phase list Up runs. Phases with no nodes are left
+// out.
 func UpPlan(l *labfile.Lab) []PlannedPhase {
-	all := names(nodePtrs(l))
-	kube := names(l.KubernetesNodes())
-	cps := l.ControlPlanes()
+	c := steps.NewCluster(l, nil, nil, nil)
 	var plan []PlannedPhase
-	add := func(name, title string, o Order, nodes []string) {
-		if len(nodes) > 0 {
-			plan = append(plan, PlannedPhase{Name: name, Title: title, Order: o, Nodes: nodes})
+	for _, p := range UpPhases(l, c, nodesPhase(l, nil)) {
+		pp := PlannedPhase{Name: p.Name, Title: p.Title, Order: p.Order.String()}
+		if p.Nodes != nil {
+			pp.Nodes = p.Nodes()
+		}
+		if p.Order == phase.Local && (p.Nodes == nil || len(pp.Nodes) > 0) {
+			pp.Nodes = []string{"(this machine)"}
+		}
+		if len(pp.Nodes) > 0 {
+			plan = append(plan, pp)
 		}
 	}
-	if l.Provider.Type != labfile.ProviderStatic {
-		add("nodes", fmt.Sprintf("create the %s nodes (or keep the running ones)", l.Provider.Type), Local, all)
-	}
-	add("connect", "reach every node over SSH; host keys per policy "+l.SSH.KnownHosts, Parallel, all)
-	add("facts", "read OS, arch, kernel, interfaces; find the interface of network "+l.Kubernetes.NodeNetwork, Parallel, all)
-	add("os", "hostname, /etc/hosts, swap off, sysctls, kernel modules", Parallel, all)
-	add("packages", "containerd, kubeadm/kubelet/kubectl "+l.Kubernetes.Version+"; haproxy + keepalived on load balancers", Parallel, all)
-	if lbs := l.LoadBalancers(); len(lbs) > 0 {
-		host, port := l.Endpoint()
-		add("loadbalancer", fmt.Sprintf("render, check and start HAProxy + Keepalived; wait for VIP %s:%d", host, port), Parallel, names(lbs))
-	}
-	if len(cps) > 0 {
-		add("init", "kubeadm init with uploaded certificates, endpoint "+l.EndpointString(), Once, names(cps[:1]))
-		add("join-control-plane", "kubeadm join --control-plane, one at a time (etcd grows by one member each)", Serial, names(cps[1:]))
-	}
-	var workers []*labfile.Node
-	for _, n := range l.Workers() {
-		if !n.HasRole(labfile.RoleControlPlane) {
-			workers = append(workers, n)
-		}
-	}
-	add("join-worker", "kubeadm join as workers", Parallel, names(workers))
-	switch l.CNI.Type {
-	case labfile.CNIBuiltin:
-		add("cni", "install lab-node, the builtin eBPF datapath", Parallel, kube)
-	case labfile.CNICilium:
-		add("cni", "helm upgrade --install cilium "+l.CNI.Cilium.Version+" from the first control plane", Once, names(cps[:min(1, len(cps))]))
-	}
-	add("ready", "wait until every node is Ready", Once, kube[:min(1, len(kube))])
-	add("kubeconfig", "write the admin kubeconfig, server https://"+l.EndpointString(), Local, kube[:min(1, len(kube))])
 	return plan
 }
 
@@ -82,18 +50,3 @@ func PrintPlan(w io.Writer, l *labfile.Lab, plan []PlannedPhase) {
 	}
 }
 
-func nodePtrs(l *labfile.Lab) []*labfile.Node {
-	out := make([]*labfile.Node, len(l.Nodes))
-	for i := range l.Nodes {
-		out[i] = &l.Nodes[i]
-	}
-	return out
-}
-
-func names(ns []*labfile.Node) []string {
-	out := make([]string, len(ns))
-	for i, n := range ns {
-		out[i] = n.Name
-	}
-	return out
-}

@@ -42,7 +42,29 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 	defer s.close()
 	c := steps.NewCluster(l, s.dir, s, s.rep)
 	c.Artifacts = o.artifacts()
-	nodes := phase.Phase{
+	nodes := nodesPhase(l, s)
+	eng := &phase.Engine{
+		Report: s.rep,
+		Limit:  o.Limit,
+		Skip:   o.Skip,
+		Only:   o.Only,
+		Until:  o.Until,
+		DryRun: o.DryRun,
+		Completed: func(ph, node string, took time.Duration) {
+			_ = s.dir.Record(state.Entry{Phase: ph, Node: node, At: time.Now().UTC(), Seconds: took.Seconds()})
+		},
+	}
+	return eng.Run(ctx, UpPhases(l, c, nodes))
+}
+
+// nodesPhase creates the lab's nodes through its provider (s is nil when
+// only planning). Static labs have nothing to create.
+func nodesPhase(l *labfile.Lab, s *session) phase.Phase {
+	if l.Provider.Type == labfile.ProviderStatic {
+		return phase.Phase{Name: "nodes", Title: "static hosts: nothing to create", Order: phase.Local,
+			Run: func(ctx context.Context, _ string) error { return s.refreshNodes(ctx) }}
+	}
+	return phase.Phase{
 		Name:  "nodes",
 		Title: "create the " + l.Provider.Type + " nodes (running ones are kept)",
 		Order: phase.Local,
@@ -56,16 +78,4 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 			return []string{fmt.Sprintf("%s: create %d nodes and their networks, or keep the running ones", l.Provider.Type, len(l.Nodes))}
 		},
 	}
-	eng := &phase.Engine{
-		Report: s.rep,
-		Limit:  o.Limit,
-		Skip:   o.Skip,
-		Only:   o.Only,
-		Until:  o.Until,
-		DryRun: o.DryRun,
-		Completed: func(ph, node string, took time.Duration) {
-			_ = s.dir.Record(state.Entry{Phase: ph, Node: node, At: time.Now().UTC(), Seconds: took.Seconds()})
-		},
-	}
-	return eng.Run(ctx, UpPhases(l, c, nodes))
 }

@@ -242,8 +242,9 @@ func TestVIPFailover(t *testing.T) {
 
 // TestCheckScriptJudgesTheLoadBalancerPath runs the rendered
 // check_apiserver.sh against the rendered haproxy.cfg in a namespace: it
-// must fail while no kube-apiserver passes HAProxy's checks, pass once one
-// does, and fail again when HAProxy is gone.
+// must pass while HAProxy runs, with or without a healthy kube-apiserver
+// behind it (before kubeadm init there is none), and fail once HAProxy is
+// gone.
 func TestCheckScriptJudgesTheLoadBalancerPath(t *testing.T) {
 	needRoot(t)
 	for _, tool := range []string{"ip", "haproxy", "openssl", "bash", "timeout"} {

@@ -63,7 +63,7 @@ func DOT(l *labfile.Lab) string {
 			if !ok || nw.Name != firstNetwork(l, n) {
 				continue
 			}
-			fmt.Fprintf(&b, "    %q [label=%q, shape=%s];\n", n.Name, n.Name+"\\n"+strings.Join(n.Roles, ", ")+"\\n"+addr, dotShape(n))
+			fmt.Fprintf(&b, "    %q [label=\"%s\\n%s\\n%s\", shape=%s];\n", n.Name, n.Name, strings.Join(n.Roles, ", "), addr, dotShape(n))
 		}
 		fmt.Fprintf(&b, "  }\n")
 	}

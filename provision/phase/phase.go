@@ -23,7 +23,8 @@ const (
 	Parallel Order = iota
 	// Serial runs on one node after another and stops at the first error.
 	Serial
-	// Local runs once on the machine that runs lab; Nodes is ignored.
+	// Local runs once on the machine that runs lab; Nodes, if set, only
+	// says whether there is anything to do (an empty list skips it).
 	Local
 )
 
@@ -138,10 +139,11 @@ func (e *Engine) selected(name string) bool {
 
 func (e *Engine) runPhase(ctx context.Context, report Reporter, p Phase) error {
 	var nodes []string
-	if p.Order == Local {
-		nodes = []string{""}
-	} else if p.Nodes != nil {
+	if p.Nodes != nil {
 		nodes = p.Nodes()
+	}
+	if p.Order == Local && (p.Nodes == nil || len(nodes) > 0) {
+		nodes = []string{""}
 	}
 	if len(nodes) == 0 {
 		report.Event(Event{Kind: PhaseSkip, Phase: p.Name, Message: "no nodes"})

@@ -1,0 +1,289 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/templates"
+)
+
+// buildLab builds the lab command into a temporary directory.
+func buildLab(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "lab")
+	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/labctl/lab/cmd/lab").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/lab: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// cliRun is one run of the lab command.
+type cliRun struct {
+	events []phase.Event
+	stderr string
+	err    error
+	took   time.Duration
+	killed bool // SIGKILLed by the test before it ended
+}
+
+// lastPhase is the phase the run was in when it ended.
+func (r cliRun) lastPhase() string {
+	last := "(none)"
+	for _, ev := range r.events {
+		if ev.Kind == phase.PhaseStart {
+			last = ev.Phase
+		}
+	}
+	return last
+}
+
+// cliCommand is `lab up FILE --until vip --state-dir ROOT --output json`
+// with the test's Docker daemon and no user settings.
+func (l *testLab) cliCommand(ctx context.Context, bin string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	full := append([]string{"up", l.file, "--until", "vip", "--state-dir", l.stateRoot, "--output", "json"}, args...)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+l.stateRoot+"/config")
+	if l.cli.Host != "" {
+		cmd.Env = append(cmd.Env, "DOCKER_HOST="+l.cli.Host)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	return cmd, &stdout, &stderr
+}
+
+// cliUp runs lab up to its end. With killAfter > 0 it sends SIGKILL to
+// the lab process at that point if it still runs.
+func (l *testLab) cliUp(t testing.TB, ctx context.Context, bin string, killAfter time.Duration) cliRun {
+	t.Helper()
+	cmd, stdout, stderr := l.cliCommand(ctx, bin)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var r cliRun
+	if killAfter > 0 {
+		select {
+		case r.err = <-exited:
+		case <-time.After(killAfter):
+			// Only the lab process is killed, as `kill -9 PID` would:
+			// docker commands it started finish on their own.
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatalf("kill lab: %v", err)
+			}
+			r.killed = true
+			r.err = <-exited
+		}
+	} else {
+		r.err = <-exited
+	}
+	r.took = time.Since(start)
+	r.stderr = stderr.String()
+	r.events = parseEvents(t, stdout.Bytes(), r.killed)
+	return r
+}
+
+// parseEvents reads --output json; a killed run may end in half a line.
+func parseEvents(t testing.TB, out []byte, partial bool) []phase.Event {
+	t.Helper()
+	var evs []phase.Event
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev phase.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			if partial {
+				continue
+			}
+			t.Fatalf("lab --output json printed a line that is not an event: %q: %v", sc.Text(), err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// wipe deletes the lab's node containers, their volumes and the state
+// directory, keeping the network (the test's subnet reservation), so that
+// the next run starts from nothing.
+func (l *testLab) wipe(t testing.TB, ctx context.Context) {
+	t.Helper()
+	filter := "label=io.labctl.lab=" + l.name()
+	if ids := strings.Fields(l.docker(t, ctx, "ps", "--all", "--quiet", "--filter", filter)); len(ids) > 0 {
+		l.docker(t, ctx, append([]string{"rm", "--force", "--volumes"}, ids...)...)
+	}
+	if ids := strings.Fields(l.docker(t, ctx, "volume", "ls", "--quiet", "--filter", filter)); len(ids) > 0 {
+		l.docker(t, ctx, append([]string{"volume", "rm", "--force"}, ids...)...)
+	}
+	if err := os.RemoveAll(l.stateDir()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkConverged proves the lab is where a clean run leaves it, looking
+// from outside lab: exactly one VIP holder, every node's files byte for
+// byte and mode for mode as rendered, the services running. The caller
+// then proves the next run is a no-op.
+func (l *testLab) checkConverged(t testing.TB, ctx context.Context) {
+	t.Helper()
+	l.waitOneHolder(t, ctx, 30*time.Second)
+	for i := range l.lab.Nodes {
+		n := &l.lab.Nodes[i]
+		iface := l.nodeInterface(t, ctx, n.Name)
+		files, err := templates.NodeFiles(l.lab, n, templates.Facts{Interface: iface})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var script strings.Builder
+		want := map[string]string{}
+		for _, f := range files {
+			sum := sha256.Sum256(f.Content)
+			want[f.Path] = fmt.Sprintf("%s %o", hex.EncodeToString(sum[:]), f.Mode.Perm())
+			fmt.Fprintf(&script, "f=%s; if [ -f $f ]; then echo \"$f $(sha256sum < $f | cut -d' ' -f1) $(stat -c %%a $f)\"; else echo \"$f absent\"; fi\n", f.Path)
+		}
+		have := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(l.mustExec(t, ctx, n.Name, script.String())), "\n") {
+			p, rest, _ := strings.Cut(line, " ")
+			have[p] = rest
+		}
+		for p, w := range want {
+			if have[p] != w {
+				t.Errorf("%s: %s is %q, rendered %q", n.Name, p, have[p], w)
+			}
+		}
+		units := []string{}
+		if n.HasRole("control-plane") || n.HasRole("worker") {
+			units = append(units, "containerd")
+		}
+		for _, lb := range l.loadBalancers() {
+			if lb == n.Name {
+				units = append(units, "haproxy", "keepalived")
+			}
+		}
+		if out, err := l.exec(ctx, n.Name, "systemctl is-active "+strings.Join(units, " ")); err != nil {
+			t.Errorf("%s: %v not all active: %s", n.Name, units, out)
+		}
+	}
+}
+
+// nodeInterface finds, with ip addr, the interface holding node's address.
+func (l *testLab) nodeInterface(t testing.TB, ctx context.Context, node string) string {
+	t.Helper()
+	out := l.mustExec(t, ctx, node, "ip -4 -o addr show")
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f[3]); err == nil && p.Addr() == l.nodeIP(node) {
+			return strings.Split(f[1], "@")[0]
+		}
+	}
+	t.Fatalf("%s: no interface holds %s:\n%s", node, l.nodeIP(node), out)
+	return ""
+}
+
+// TestResume kills `lab up` with SIGKILL at random points of a run from
+// nothing, LAB_RESUME_RUNS times (default 10), and proves that the next
+// run always converges to the same state, and that the run after that is a
+// no-op. The kill points are drawn with a seeded generator: the seed is
+// logged, and LAB_RESUME_SEED replays them.
+func TestResume(t *testing.T) {
+	t.Parallel()
+	bin := buildLab(t)
+	l := newLab(t, labSpec{prefix: "res", cps: 2, workers: 1})
+	ctx := testContext(t, 20*time.Minute)
+
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("LAB_RESUME_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("LAB_RESUME_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("kill points drawn with seed %d (LAB_RESUME_SEED=%d replays them)", seed, seed)
+	rnd := rand.New(rand.NewPCG(seed, 0))
+	runs := envInt(t, "LAB_RESUME_RUNS", 10)
+
+	// A full run from nothing: how long it takes bounds the kill points.
+	full := l.cliUp(t, ctx, bin, 0)
+	if full.err != nil {
+		t.Fatalf("lab up: %v\n%s", full.err, full.stderr)
+	}
+	t.Logf("a full run from nothing: %v", full.took.Round(time.Millisecond))
+	l.checkConverged(t, ctx)
+
+	var killed, converged int
+	var points []string
+	for i := range runs {
+		l.wipe(t, ctx)
+		at := time.Duration(rnd.Int64N(int64(full.took)))
+		k := l.cliUp(t, ctx, bin, at)
+		where := "completed before the kill"
+		if k.killed {
+			killed++
+			where = "in phase " + k.lastPhase()
+		} else if k.err != nil {
+			t.Fatalf("run %d failed before its kill point: %v\n%s", i+1, k.err, k.stderr)
+		}
+		points = append(points, fmt.Sprintf("%.2fs %s", at.Seconds(), where))
+
+		again := l.cliUp(t, ctx, bin, 0)
+		if again.err != nil {
+			t.Fatalf("run %d: killed at %v %s, the next run failed: %v\n%s", i+1, at.Round(time.Millisecond), where, again.err, again.stderr)
+		}
+		l.checkConverged(t, ctx)
+		noop := l.cliUp(t, ctx, bin, 0)
+		if noop.err != nil {
+			t.Fatalf("run %d: the run after convergence failed: %v\n%s", i+1, noop.err, noop.stderr)
+		}
+		if did := notSkipped(noop.events); len(did) > 0 {
+			t.Errorf("run %d (killed at %v %s): the run after convergence did work: %v", i+1, at.Round(time.Millisecond), where, did)
+		}
+		if !hasEvent(noop.events, phase.RunDone) {
+			t.Errorf("run %d: the no-op run printed no run-done event", i+1)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		converged++
+		t.Logf("run %d: killed at %v %s; resumed in %v; next run a no-op in %v",
+			i+1, at.Round(time.Millisecond), where, again.took.Round(time.Millisecond), noop.took.Round(time.Millisecond))
+	}
+	figure(t, map[string]any{"figure": "resume", "runs": runs, "killed_mid_run": killed, "converged": converged,
+		"seed": seed, "full_run_s": seconds(full.took), "kill_points": points})
+}
+
+func hasEvent(evs []phase.Event, k phase.Kind) bool {
+	for _, ev := range evs {
+		if ev.Kind == k {
+			return true
+		}
+	}
+	return false
+}
