@@ -80,6 +80,7 @@ func Default(l *Lab) {
 	k.ServiceSubnet = or(k.ServiceSubnet, DefaultServiceSubnet)
 	k.DNSDomain = or(k.DNSDomain, DefaultDNSDomain)
 	k.CRISocket = or(k.CRISocket, DefaultCRISocket)
+	k.Artifacts = or(k.Artifacts, ArtifactsPackages)
 	if k.NodeNetwork == "" && len(l.Networks) > 0 {
 		k.NodeNetwork = l.Networks[0].Name
 	}

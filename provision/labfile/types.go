@@ -96,7 +96,20 @@ type Kubernetes struct {
 	CRISocket string `yaml:"criSocket,omitempty"`
 	// Patches are kubeadm patches applied to control-plane components.
 	Patches []Patch `yaml:"patches,omitempty"`
+	// Artifacts says where Kubernetes binaries and images come from:
+	// packages (the distribution's and pkgs.k8s.io's repositories, on each
+	// node), release (official downloads gathered once on the machine that
+	// runs lab) or build (built from source at the pinned version, for
+	// machines with no registry).
+	Artifacts string `yaml:"artifacts,omitempty"`
 }
+
+// Artifact sources.
+const (
+	ArtifactsPackages = "packages"
+	ArtifactsRelease  = "release"
+	ArtifactsBuild    = "build"
+)
 
 // KubeProxyEnabled reports whether kube-proxy runs (the default).
 func (k Kubernetes) KubeProxyEnabled() bool { return k.KubeProxy == nil || *k.KubeProxy }

@@ -352,6 +352,11 @@ func (v *validator) kubernetes() {
 	if errs := validation.IsDNS1123Subdomain(k.DNSDomain); len(errs) > 0 {
 		v.errorf("kubernetes.dnsDomain", "e.g. cluster.local", "%q is not a DNS domain", k.DNSDomain)
 	}
+	switch k.Artifacts {
+	case ArtifactsPackages, ArtifactsRelease, ArtifactsBuild:
+	default:
+		v.errorf("kubernetes.artifacts", "use packages, release or build", "unknown artifact source %q", k.Artifacts)
+	}
 	if !strings.HasPrefix(k.CRISocket, "unix://") {
 		v.errorf("kubernetes.criSocket", "e.g. "+DefaultCRISocket, "%q is not a unix:// endpoint", k.CRISocket)
 	}
