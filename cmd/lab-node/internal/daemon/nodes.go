@@ -24,9 +24,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -100,12 +102,32 @@ func (a APISource) Watch(ctx context.Context, changed func([]Node)) error {
 		return fmt.Errorf("kubeconfig %s: %w", a.Kubeconfig, err)
 	}
 	cfg.UserAgent = "lab-node"
-	client, err := kubernetes.NewForConfig(cfg)
+	// A REST client that knows only core/v1: the typed clientset would
+	// register every API group and add ~10 MB to a binary that every node
+	// downloads.
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cfg.APIPath = "/api"
+	cfg.GroupVersion = &corev1.SchemeGroupVersion
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	client, err := rest.RESTClientFor(cfg)
 	if err != nil {
 		return fmt.Errorf("kubeconfig %s: %w", a.Kubeconfig, err)
 	}
-	factory := informers.NewSharedInformerFactory(client, 10*time.Minute)
-	nodes := factory.Core().V1().Nodes()
+	params := runtime.NewParameterCodec(scheme)
+	informer := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			var list corev1.NodeList
+			err := client.Get().Resource("nodes").VersionedParams(&o, params).Do(ctx).Into(&list)
+			return &list, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.Watch = true
+			return client.Get().Resource("nodes").VersionedParams(&o, params).Watch(ctx)
+		},
+	}, &corev1.Node{}, 10*time.Minute, cache.Indexers{})
 	kick := make(chan struct{}, 1)
 	poke := func(any) {
 		select {
@@ -113,25 +135,25 @@ func (a APISource) Watch(ctx context.Context, changed func([]Node)) error {
 		default:
 		}
 	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    poke,
 		UpdateFunc: func(_, n any) { poke(n) },
 		DeleteFunc: poke,
 	}); err != nil {
 		return fmt.Errorf("watch nodes: %w", err)
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced) {
+	go informer.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 		return ctx.Err()
 	}
 	for {
-		list, err := nodes.Lister().List(labels.Everything())
-		if err != nil {
-			return fmt.Errorf("list nodes: %w", err)
-		}
+		list := informer.GetStore().List()
 		out := make([]Node, 0, len(list))
-		for _, n := range list {
+		for _, obj := range list {
+			n, ok := obj.(*corev1.Node)
+			if !ok {
+				continue
+			}
 			node, err := FromAPI(n)
 			if err != nil {
 				a.Log.Debug("node not ready for routing yet", "node", n.Name, "err", err)
