@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export LAB_TOOLS_DIR := $(TOOLS)
 
-.PHONY: help build test test-all lint generate check-generate tools dockerd node-image demo clean fuzz bench
+.PHONY: help deps build test test-all lint generate check-generate tools dockerd node-image demo clean fuzz bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,11 +32,14 @@ generate: ## regenerate the eBPF objects (bpf2go, needs clang)
 check-generate: generate ## fail when committed generated files are stale
 	@git diff --exit-code --stat -- bpf/ || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
+deps: ## install the Debian packages the main job and the tests need (root)
+	bash .ci/deps.sh
+
 tools: ## build the real tools the tests use as judges (kubeadm, helm + Cilium charts)
 	bash .ci/build-kubeadm.sh
 	bash .ci/build-helm.sh
 
-dockerd: ## start a private Docker daemon for container nodes
+dockerd: deps ## start a private Docker daemon for container nodes
 	bash .ci/dockerd.sh >/dev/null
 
 node-image: build dockerd ## build the container node image (debootstrap, offline afterwards)
@@ -46,7 +49,7 @@ node-image: build dockerd ## build the container node image (debootstrap, offlin
 # the real kernel, and end-to-end tests on container nodes. Needs root and the
 # packages .ci/run installs. LAB_REQUIRE_TOOLS=1 turns every "tool missing"
 # skip into a failure, so nothing is silently left out.
-test-all: lint check-generate tools dockerd ## everything, as CI runs it (root)
+test-all: deps lint check-generate tools dockerd build ## everything, as CI runs it (root)
 	DOCKER_HOST=$$(bash .ci/dockerd.sh) LAB_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 40m -tags e2e -p 2 ./...
 
 fuzz: ## fuzz the lab file loader for a minute
@@ -55,11 +58,18 @@ fuzz: ## fuzz the lab file loader for a minute
 bench: ## Go benchmarks (figures go to docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 
-# The main job: a real lab on container nodes, from a fresh machine.
-demo: build ## validate, render and plan the CI lab
-	$(LAB) validate labs/ci.yaml
-	$(LAB) render labs/ci.yaml --out _out/ci
-	$(LAB) plan labs/ci.yaml
+# The main job: a real lab on container nodes from a fresh machine: the node
+# image, then lab up of the CI lab (3 control planes + 1 worker) through the
+# VIP, its status, and lab down. kubeadm needs Kubernetes packages the
+# offline container nodes cannot download, so up stops after the vip phase.
+DEMO_LAB ?= labs/ci.yaml
+demo: deps build dockerd ## the main job: lab up of the CI lab on container nodes, then lab down
+	@export DOCKER_HOST=$$(bash .ci/dockerd.sh); set -e; \
+	$(LAB) image build; \
+	$(LAB) validate $(DEMO_LAB); \
+	$(LAB) up $(DEMO_LAB) --until vip; \
+	$(LAB) status $(DEMO_LAB); \
+	$(LAB) down $(DEMO_LAB) --yes
 
 clean: ## remove build outputs
 	rm -rf $(BIN) _out
