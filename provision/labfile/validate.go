@@ -512,8 +512,8 @@ func (v *validator) ssh() {
 	switch s.KnownHosts {
 	case KnownHostsAcceptNew, KnownHostsStrict:
 	case KnownHostsPinned:
-		if l.Provider.Type == ProviderStatic {
-			v.errorf("ssh.knownHosts", "use accept-new or strict for existing hosts", "the static provider cannot read host keys out of band")
+		if l.Provider.Type != ProviderDocker {
+			v.errorf("ssh.knownHosts", "use accept-new (trust on first use) or strict", "the %s provider cannot read host keys out of band", l.Provider.Type)
 		}
 	default:
 		v.errorf("ssh.knownHosts", "use accept-new, strict or pinned", "unknown host-key policy %q", s.KnownHosts)
