@@ -5,10 +5,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/templates"
 )
 
@@ -37,6 +39,23 @@ func TestUpToVIP(t *testing.T) {
 	for _, n := range l.lab.Workers() {
 		if n.Name == holder {
 			t.Errorf("worker %s holds the VIP", n.Name)
+		}
+	}
+
+	// lab status agrees with what the nodes' kernels say.
+	st, err := provision.Status(ctx, l.lab, l.options(nil))
+	if err != nil {
+		t.Fatalf("lab status: %v", err)
+	}
+	if !slices.Equal(st.VIPHolders, []string{holder}) {
+		t.Errorf("lab status says %v hold the VIP; the nodes say %s", st.VIPHolders, holder)
+	}
+	for _, n := range st.Nodes {
+		if !n.Reachable || n.Machine != "running" {
+			t.Errorf("lab status: node %s reachable=%v machine=%s (%s)", n.Name, n.Reachable, n.Machine, n.Error)
+		}
+		if !slices.Contains(n.Phases, "loadbalancer") && slices.Contains(l.loadBalancers(), n.Name) {
+			t.Errorf("lab status: node %s has not completed loadbalancer: %v", n.Name, n.Phases)
 		}
 	}
 }
