@@ -25,7 +25,7 @@ known_hosts (the node's key is verified by lab first, under the lab's policy).
 With a command after --, it runs that command and exits with its status.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, fileArg(file))
+			lab, err := loadLab(cmd, s, fileArg(file))
 			if err != nil {
 				return err
 			}
@@ -67,7 +67,7 @@ With --merge it is added to the first file of $KUBECONFIG (default
 also makes that context the current one.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}
@@ -120,7 +120,7 @@ func newLogsCommand(s *settings) *cobra.Command {
 		Short: "Collect every node's service logs and lab's journal into one archive",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newGraphCommand(_ *settings) *cobra.Command {
+func newGraphCommand(s *settings) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "graph [FILE]",
@@ -17,7 +17,7 @@ nodes that can hold it. Mermaid renders in Markdown on GitHub; DOT with
 'lab graph --format dot | dot -Tsvg > lab.svg'.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}

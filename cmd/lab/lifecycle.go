@@ -45,7 +45,7 @@ KUBE-* and CILIUM-* iptables and nftables rules and IPVS services. Then it
 audits every node and fails listing anything left. The nodes stay.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ networks carrying the lab's label), and the lab's state directory (known_hosts,
 secrets, kubeconfig). Static hosts are never deleted.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}
@@ -97,7 +97,7 @@ func newStatusCommand(s *settings) *cobra.Command {
 		Short: "Show each node's reachability and completed phases, the VIP holder and API health",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}

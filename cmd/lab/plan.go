@@ -13,7 +13,7 @@ func newPlanCommand(s *settings) *cobra.Command {
 		Short: "Show what `lab up` would do, phase by phase and node by node",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}

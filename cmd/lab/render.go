@@ -23,7 +23,7 @@ validation). Bootstrap tokens and certificate keys are generated at 'lab up'
 time; render shows placeholders. With --out DIR each node gets a folder.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lab, err := loadLab(cmd, args)
+			lab, err := loadLab(cmd, s, args)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ func newUpCommand(s *settings) *cobra.Command {
 		limit  int
 	)
 	run := func(cmd *cobra.Command, args []string, only []string) error {
-		lab, err := loadLab(cmd, args)
+		lab, err := loadLab(cmd, s, args)
 		if err != nil {
 			return err
 		}

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
+	"github.com/labctl/lab/provision/fetch"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +24,7 @@ listed at once; warnings do not fail. Exit code 1 when there are errors.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := labFile(args)
-			lab, warns, err := labfile.Load(file)
+			lab, warns, err := readLab(cmd, s, file)
 			var probs labfile.Problems
 			switch {
 			case errors.As(err, &probs):
@@ -71,9 +76,10 @@ listed at once; warnings do not fail. Exit code 1 when there are errors.`,
 }
 
 // loadLab loads a lab file for commands that need a valid one, printing its
-// warnings to stderr.
-func loadLab(cmd *cobra.Command, args []string) (*labfile.Lab, error) {
-	lab, warns, err := labfile.Load(labFile(args))
+// warnings to stderr. A remote lab file (https://..., git::...) is fetched
+// first, its checksum verified when the URL carries one.
+func loadLab(cmd *cobra.Command, s *settings, args []string) (*labfile.Lab, error) {
+	lab, warns, err := readLab(cmd, s, labFile(args))
 	if err != nil {
 		return nil, err
 	}
@@ -81,4 +87,22 @@ func loadLab(cmd *cobra.Command, args []string) (*labfile.Lab, error) {
 		fmt.Fprintln(cmd.ErrOrStderr(), w)
 	}
 	return lab, nil
+}
+
+// readLab loads a local or remote lab file; messages name the source as the
+// user wrote it.
+func readLab(cmd *cobra.Command, s *settings, src string) (*labfile.Lab, labfile.Problems, error) {
+	if !fetch.IsRemote(src) {
+		return labfile.Load(src)
+	}
+	sum := sha256.Sum256([]byte(src))
+	local := filepath.Join(s.CacheDir, "labfiles", hex.EncodeToString(sum[:8])+".yaml")
+	if err := fetch.File(cmd.Context(), src, local); err != nil {
+		return nil, nil, err
+	}
+	data, err := os.ReadFile(local)
+	if err != nil {
+		return nil, nil, err
+	}
+	return labfile.Parse(src, data)
 }
