@@ -49,4 +49,3 @@ func PrintPlan(w io.Writer, l *labfile.Lab, plan []PlannedPhase) {
 		fmt.Fprintf(w, "    %s\n", strings.Join(p.Nodes, ", "))
 	}
 }
-
