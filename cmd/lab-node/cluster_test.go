@@ -22,9 +22,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/labctl/lab/bpf/bpftest"
 	"github.com/labctl/lab/cmd/lab-node/internal/cniplugin"
 	"github.com/labctl/lab/cmd/lab-node/internal/daemon"
+	"github.com/vishvananda/netlink"
 )
 
 // labNode is the lab-node binary under test, built once by TestMain.
@@ -59,6 +62,8 @@ type emuNode struct {
 	stateDir   string
 	nodesFile  string
 	daemonLogs *syncBuffer
+	// stopDaemon stops the daemon (SIGTERM) and reports how it ended.
+	stopDaemon func()
 }
 
 type syncBuffer struct {
@@ -161,7 +166,13 @@ func (n *emuNode) startDaemon(t testing.TB, attachMode string) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
+	var once sync.Once
+	n.stopDaemon = func() { once.Do(func() { stopDaemon(t, n, cmd, done) }) }
+	t.Cleanup(n.stopDaemon)
+}
+
+func stopDaemon(t testing.TB, n *emuNode, cmd *exec.Cmd, done chan error) {
+	{
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-done:
@@ -176,7 +187,7 @@ func (n *emuNode) startDaemon(t testing.TB, attachMode string) {
 		if t.Failed() {
 			t.Logf("daemon on node %s:\n%s", n.name, n.daemonLogs)
 		}
-	})
+	}
 }
 
 func (n *emuNode) waitReady(t testing.TB) {
@@ -633,5 +644,58 @@ func TestVersion(t *testing.T) {
 	}
 	if err := json.Unmarshal(out, &v); err != nil || !strings.Contains(strings.Join(v.Supported, ","), "1.0.0") {
 		t.Fatalf("VERSION: %v: %s", err, out)
+	}
+}
+
+// lab-node reset leaves nothing of the pod network on the node.
+func TestReset(t *testing.T) {
+	for _, mode := range []string{"tcx", "clsact"} {
+		t.Run(mode, func(t *testing.T) {
+			a, _ := twoNodes(t, mode)
+			p := newPod(t, a, "r1")
+			p.add(t)
+			a.stopDaemon()
+			for range 2 {
+				out, err := bpftest.Exec(a.ns, labNode, "reset", "--bpf-root", a.bpfRoot,
+					"--cni-conf-dir", a.confDir, "--cni-bin-dir", a.binDir, "--state-dir", a.stateDir)
+				if err != nil {
+					t.Fatalf("reset: %v\n%s", err, out)
+				}
+			}
+			if out := bpftest.IP(t, "-n", a.ns, "-o", "link", "show"); strings.Contains(out, cniplugin.HostVethName(p.id, "eth0")) {
+				t.Errorf("pod veth left:\n%s", out)
+			}
+			if out := bpftest.IP(t, "-n", a.ns, "route", "show", "proto", "177"); strings.TrimSpace(out) != "" {
+				t.Errorf("routes left:\n%s", out)
+			}
+			if out, _ := bpftest.Exec(a.ns, "iptables", "-w", "-t", "nat", "-S"); strings.Contains(out, "LAB-NODE") {
+				t.Errorf("iptables rules left:\n%s", out)
+			}
+			for _, path := range []string{a.bpfRoot, a.stateDir, filepath.Join(a.confDir, daemon.ConfFile), filepath.Join(a.binDir, cniplugin.PluginType)} {
+				if _, err := os.Stat(path); err == nil {
+					t.Errorf("%s left", path)
+				}
+			}
+			if out, _ := bpftest.Exec(a.ns, "tc", "filter", "show", "dev", "lan0", "ingress"); strings.TrimSpace(out) != "" {
+				t.Errorf("clsact filters left on the uplink:\n%s", out)
+			}
+			err := bpftest.Do(a.ns, func() error {
+				lan, err := netlink.LinkByName("lan0")
+				if err != nil {
+					return err
+				}
+				res, err := link.QueryPrograms(link.QueryOptions{Target: lan.Attrs().Index, Attach: ebpf.AttachTCXIngress})
+				if err != nil {
+					return err
+				}
+				if len(res.Programs) != 0 {
+					t.Errorf("TCX programs left on the uplink: %+v", res.Programs)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

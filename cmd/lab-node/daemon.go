@@ -16,6 +16,28 @@ import (
 	"github.com/labctl/lab/cmd/lab-node/internal/daemon"
 )
 
+// nodeFlags are the locations shared by `daemon` and `reset`.
+func nodeFlags(fs *flag.FlagSet, cfg *daemon.Config) {
+	fs.StringVar(&cfg.BPFRoot, "bpf-root", bpf.DefaultRoot, "bpffs directory to pin the datapath under")
+	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where to write the CNI network config")
+	fs.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "/opt/cni/bin", "where to install the CNI plugin")
+	fs.StringVar(&cfg.StateDir, "state-dir", cniplugin.DefaultStateDir, "IPAM state directory")
+}
+
+// runReset removes lab-node's pod network from the node.
+func runReset(args []string) error {
+	fs := flag.NewFlagSet("lab-node reset", flag.ContinueOnError)
+	var cfg daemon.Config
+	nodeFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := daemon.Reset(context.Background(), cfg); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	return nil
+}
+
 func runDaemon(args []string) error {
 	fs := flag.NewFlagSet("lab-node daemon", flag.ContinueOnError)
 	host, _ := os.Hostname()
@@ -28,10 +50,7 @@ func runDaemon(args []string) error {
 	)
 	fs.StringVar(&cfg.NodeName, "node-name", host, "this node's name in the cluster")
 	fs.StringVar(&cfg.Uplink, "uplink", "", "the node's network interface (default: the one with the node's InternalIP)")
-	fs.StringVar(&cfg.BPFRoot, "bpf-root", bpf.DefaultRoot, "bpffs directory to pin the datapath under")
-	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where to write the CNI network config")
-	fs.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "/opt/cni/bin", "where to install the CNI plugin")
-	fs.StringVar(&cfg.StateDir, "state-dir", cniplugin.DefaultStateDir, "IPAM state directory")
+	nodeFlags(fs, &cfg)
 	fs.IntVar(&cfg.MTU, "mtu", 0, "pod MTU (default: the uplink's)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "127.0.0.1:9965", "Prometheus /metrics address; empty turns it off")
 	fs.BoolVar(&cfg.Masquerade, "masquerade", true, "masquerade pod traffic to non-pod destinations (iptables)")

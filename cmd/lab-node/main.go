@@ -8,6 +8,7 @@
 //	lab-node stats       print the per-pod counters of the datapath
 //	lab-node preflight   report, as JSON, what the kernel supports (exit 3:
 //	                     something required is missing)
+//	lab-node reset       remove all of the above from the node
 //	(CNI_COMMAND set)    the CNI plugin, as a runtime calls it from /opt/cni/bin
 package main
 
@@ -38,6 +39,8 @@ func main() {
 		err = runStats(os.Args[2:])
 	case "preflight":
 		err = runPreflight(os.Args[2:])
+	case "reset":
+		err = runReset(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -56,7 +59,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: lab-node daemon|stats|preflight [flags]
+	fmt.Fprint(os.Stderr, `usage: lab-node daemon|stats|preflight|reset [flags]
        (as a CNI plugin: CNI_COMMAND=ADD|DEL|CHECK|VERSION, config on stdin)
 `)
 }
