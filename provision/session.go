@@ -45,6 +45,8 @@ type Options struct {
 	// pushed to the first control plane for cni: cilium.
 	LabNodeDir string
 	Helm       string
+	// CacheDir keeps downloads (helm) and built artifacts.
+	CacheDir string
 	// Provider overrides the lab's provider (tests).
 	Provider provider.Provider
 
@@ -278,7 +280,7 @@ func (s *session) keyFilesLocked() []string {
 
 // artifacts resolves where the files lab pushes to nodes come from.
 func (o Options) artifacts() steps.Artifacts {
-	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm}
+	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir}
 	if a.LabNodeDir == "" {
 		if exe, err := os.Executable(); err == nil {
 			a.LabNodeDir = filepath.Dir(exe)

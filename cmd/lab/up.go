@@ -25,6 +25,7 @@ func newUpCommand(s *settings) *cobra.Command {
 		err = provision.Up(cmd.Context(), lab, provision.Options{
 			StateRoot:  s.StateDir,
 			DefaultKey: s.SSHKey,
+			CacheDir:   s.CacheDir,
 			Report:     rep,
 			Limit:      limit,
 			DryRun:     dryRun,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/lab/provision/fetch"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
@@ -21,8 +22,10 @@ type Artifacts struct {
 	// beside bin/lab).
 	LabNodeDir string
 	// Helm is a linux helm binary for the first control plane's
-	// architecture (cni: cilium).
-	Helm string
+	// architecture (cni: cilium). When empty, the release is downloaded
+	// once into CacheDir and checked against its published checksum.
+	Helm     string
+	CacheDir string
 }
 
 // goarch maps uname -m to Go's architecture names.
@@ -77,7 +80,7 @@ func (c *Cluster) labNodeFiles(node string) ([]templates.File, error) {
 	}, nil
 }
 
-func (c *Cluster) ciliumFiles(node string) ([]templates.File, error) {
+func (c *Cluster) ciliumFiles(ctx context.Context, node string) ([]templates.File, error) {
 	f, err := c.Facts(node)
 	if err != nil {
 		return nil, err
@@ -87,8 +90,18 @@ func (c *Cluster) ciliumFiles(node string) ([]templates.File, error) {
 		return nil, err
 	}
 	files := []templates.File{{Path: ciliumDir + "/values.yaml", Mode: 0o600, Content: values}}
-	if c.Artifacts.Helm != "" {
-		data, err := os.ReadFile(c.Artifacts.Helm)
+	helm := c.Artifacts.Helm
+	if helm == "" && c.Artifacts.CacheDir != "" {
+		arch, err := goarch(f.Arch)
+		if err != nil {
+			return nil, err
+		}
+		if helm, err = fetch.Helm(ctx, fetch.HelmBaseURL, c.Artifacts.CacheDir, fetch.HelmVersion, arch); err != nil {
+			return nil, err
+		}
+	}
+	if helm != "" {
+		data, err := os.ReadFile(helm)
 		if err != nil {
 			return nil, fmt.Errorf("helm: %w", err)
 		}
@@ -146,7 +159,7 @@ func (c *Cluster) CNI() phase.Phase {
 			Order: phase.Serial,
 			Nodes: func() []string { return []string{c.firstControlPlane()} },
 			Done: func(ctx context.Context, node string) (bool, error) {
-				files, err := c.ciliumFiles(node)
+				files, err := c.ciliumFiles(ctx, node)
 				if err != nil {
 					return false, err
 				}
@@ -157,7 +170,7 @@ func (c *Cluster) CNI() phase.Phase {
 				return err == nil && strings.Contains(out, v), nil
 			},
 			Run: func(ctx context.Context, node string) error {
-				files, err := c.ciliumFiles(node)
+				files, err := c.ciliumFiles(ctx, node)
 				if err != nil {
 					return err
 				}
