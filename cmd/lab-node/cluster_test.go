@@ -501,6 +501,21 @@ func testPodNetwork(t *testing.T, attachMode string) {
 		waitRoute(t, a, b.podCIDR, true)
 		ping(t, a1, b1.ip)
 	})
+	t.Run("daemon restart keeps pods", func(st *testing.T) {
+		a.stopDaemon()
+		a.startDaemon(t, attachMode) // runs until the whole test ends
+		waitFor(st, "restarted daemon up", 20*time.Second, func() bool {
+			return strings.Count(a.daemonLogs.String(), "pod network up") == 2
+		})
+		ping(st, a1, b1.ip)
+		ping(st, b1, a1.ip)
+		a3 := addPod(st, a, "a3") // a pod made after the restart
+		slow := forwardCounter(st, a, a3.ip, a1.ip)
+		ping(st, a3, a1.ip)
+		if n := slow(); n != 0 {
+			st.Errorf("after restart, %d same-node packets took the kernel path", n)
+		}
+	})
 	t.Run("del", func(t *testing.T) {
 		p := addPod(t, a, "d1")
 		hostIf := cniplugin.HostVethName(p.id, "eth0")
