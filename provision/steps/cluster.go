@@ -100,6 +100,40 @@ func (c *Cluster) run(ctx context.Context, node, cmd string) (string, error) {
 	return conn.Run(ctx, cmd)
 }
 
+// install uploads files to node (the transport skips unchanged ones), then
+// runs each command in order. It returns how many files it wrote.
+func (c *Cluster) install(ctx context.Context, node string, files []templates.File, cmds ...string) (int, error) {
+	conn, err := c.Conn(ctx, node)
+	if err != nil {
+		return 0, err
+	}
+	written, err := conn.Upload(ctx, files)
+	if err != nil {
+		return written, err
+	}
+	for _, cmd := range cmds {
+		if _, err := conn.Run(ctx, cmd); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// inPlace reports whether files are on node as rendered and check (a shell
+// command, may be empty) succeeds there.
+func (c *Cluster) inPlace(ctx context.Context, node string, files []templates.File, check string) (bool, error) {
+	ok, err := c.filesMatch(ctx, node, files)
+	if err != nil || !ok {
+		return false, err
+	}
+	if check != "" {
+		if _, err := c.run(ctx, node, check); err != nil {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 func (c *Cluster) info(ph, node, format string, args ...any) {
 	c.Report.Event(phase.Event{Kind: phase.Info, Phase: ph, Node: node, Message: fmt.Sprintf(format, args...)})
 }

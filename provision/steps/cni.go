@@ -124,26 +124,14 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return false, err
 				}
-				ok, err := c.filesMatch(ctx, node, files)
-				if err != nil || !ok {
-					return false, err
-				}
-				_, err = c.run(ctx, node, "systemctl is-active --quiet lab-node")
-				return err == nil, nil
+				return c.inPlace(ctx, node, files, "systemctl is-active --quiet lab-node")
 			},
 			Run: func(ctx context.Context, node string) error {
 				files, err := c.labNodeFiles(node)
 				if err != nil {
 					return err
 				}
-				conn, err := c.Conn(ctx, node)
-				if err != nil {
-					return err
-				}
-				if _, err := conn.Upload(ctx, files); err != nil {
-					return err
-				}
-				_, err = conn.Run(ctx, "systemctl daemon-reload && systemctl enable --quiet lab-node && systemctl restart lab-node && "+
+				_, err = c.install(ctx, node, files, "systemctl daemon-reload && systemctl enable --quiet lab-node && systemctl restart lab-node && "+
 					"for i in $(seq 50); do systemctl is-active --quiet lab-node && exit 0; sleep 0.2; done; journalctl -u lab-node -n 20 --no-pager >&2; exit 1")
 				return err
 			},
@@ -163,7 +151,7 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return false, err
 				}
-				if ok, err := c.filesMatch(ctx, node, files); err != nil || !ok {
+				if ok, err := c.inPlace(ctx, node, files, ""); err != nil || !ok {
 					return false, err
 				}
 				out, err := c.run(ctx, node, "KUBECONFIG="+adminConf+" helm status cilium -n kube-system -o json 2>/dev/null | grep -o '\"chart_version\":\"[^\"]*\"' || true")
@@ -174,17 +162,10 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return err
 				}
-				conn, err := c.Conn(ctx, node)
-				if err != nil {
-					return err
-				}
-				if _, err := conn.Upload(ctx, files); err != nil {
-					return err
-				}
 				cmd := fmt.Sprintf("command -v helm >/dev/null || { echo 'no helm on the node: lab pushes one when it has it' >&2; exit 1; }; "+
 					"KUBECONFIG=%s helm upgrade --install cilium cilium --repo https://helm.cilium.io --version %s -n kube-system -f %s/values.yaml --wait --timeout 10m && "+
 					kubectl+"-n kube-system rollout status ds/cilium --timeout %ds", adminConf, v, ciliumDir, int((10 * time.Minute).Seconds()))
-				_, err = conn.Run(ctx, cmd)
+				_, err = c.install(ctx, node, files, cmd)
 				return err
 			},
 			Describe: func(string) []string {

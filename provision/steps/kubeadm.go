@@ -157,19 +157,11 @@ func (c *Cluster) Init() phase.Phase {
 			if err != nil {
 				return err
 			}
-			conn, err := c.Conn(ctx, node)
-			if err != nil {
-				return err
-			}
-			if _, err := conn.Upload(ctx, files); err != nil {
-				return err
-			}
 			// A half-finished init (killed lab up) leaves manifests that
 			// make the next init fail its preflight: start over.
-			if _, err := conn.Run(ctx, "if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then kubeadm reset -f >/dev/null 2>&1; fi; true"); err != nil {
-				return err
-			}
-			if _, err := conn.Run(ctx, "kubeadm "+strings.Join(kubeadm.InitArgs(c.Lab), " ")); err != nil {
+			if _, err := c.install(ctx, node, files,
+				"if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then kubeadm reset -f >/dev/null 2>&1; fi; true",
+				"kubeadm "+strings.Join(kubeadm.InitArgs(c.Lab), " ")); err != nil {
 				return err
 			}
 			if !c.apiHealthy(ctx, node) {
@@ -270,17 +262,9 @@ func (c *Cluster) joinPhase(name, title string, order phase.Order, nodes func() 
 			if err != nil {
 				return err
 			}
-			conn, err := c.Conn(ctx, node)
-			if err != nil {
-				return err
-			}
-			if _, err := conn.Upload(ctx, files); err != nil {
-				return err
-			}
-			if _, err := conn.Run(ctx, "if [ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/manifests/etcd.yaml ]; then kubeadm reset -f >/dev/null 2>&1; fi; true"); err != nil {
-				return err
-			}
-			_, err = conn.Run(ctx, "kubeadm "+strings.Join(kubeadm.JoinArgs(), " "))
+			_, err = c.install(ctx, node, files,
+				"if [ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/manifests/etcd.yaml ]; then kubeadm reset -f >/dev/null 2>&1; fi; true",
+				"kubeadm "+strings.Join(kubeadm.JoinArgs(), " "))
 			return err
 		},
 		Describe: func(node string) []string {

@@ -42,39 +42,24 @@ func (c *Cluster) LoadBalancer() phase.Phase {
 			if err != nil {
 				return false, err
 			}
-			if ok, err := c.filesMatch(ctx, node, files); err != nil || !ok {
-				return false, err
-			}
-			_, err = c.run(ctx, node, "systemctl is-active --quiet haproxy && systemctl is-active --quiet keepalived")
-			return err == nil, nil
+			return c.inPlace(ctx, node, files, "systemctl is-active --quiet haproxy && systemctl is-active --quiet keepalived")
 		},
 		Run: func(ctx context.Context, node string) error {
 			files, err := c.lbFiles(node)
 			if err != nil {
 				return err
 			}
-			conn, err := c.Conn(ctx, node)
-			if err != nil {
-				return err
-			}
-			// The check script goes straight into place: keepalived -t
-			// checks that the script it names exists and is safe.
+			// The configs land in the staging directory; the check script
+			// goes straight into place, because keepalived -t checks that
+			// the script it names exists and is safe.
 			var staged []templates.File
 			for _, f := range files {
-				if f.Path == templates.CheckScriptPath {
-					if _, err := conn.Upload(ctx, []templates.File{f}); err != nil {
-						return err
-					}
-					continue
+				if f.Path != templates.CheckScriptPath {
+					f.Path = path.Join(stagingDir, path.Base(f.Path))
 				}
-				s := f
-				s.Path = path.Join(stagingDir, path.Base(f.Path))
-				staged = append(staged, s)
+				staged = append(staged, f)
 			}
-			if _, err := conn.Upload(ctx, staged); err != nil {
-				return err
-			}
-			_, err = conn.Run(ctx, installLBScript())
+			_, err = c.install(ctx, node, staged, installLBScript())
 			return err
 		},
 		Describe: func(node string) []string {

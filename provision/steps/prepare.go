@@ -153,15 +153,8 @@ func (c *Cluster) PrepareOS() phase.Phase {
 			if err != nil {
 				return err
 			}
-			conn, err := c.Conn(ctx, node)
-			if err != nil {
-				return err
-			}
-			if _, err := conn.Upload(ctx, files); err != nil {
-				return err
-			}
 			f, _ := c.Facts(node)
-			_, err = conn.Run(ctx, prepareScript(c.Lab, node, f))
+			_, err = c.install(ctx, node, files, prepareScript(c.Lab, node, f))
 			return err
 		},
 		Describe: func(node string) []string {
