@@ -237,6 +237,17 @@ func (c conn) Upload(ctx context.Context, files []templates.File) (int, error) {
 	return st.Written + st.Fixed, err
 }
 
+// UploadLocal implements steps.LocalUploader: files are streamed from disk
+// and skipped where the node already has them.
+func (c conn) UploadLocal(ctx context.Context, files []steps.LocalFile) (int, error) {
+	up := make([]ssh.File, len(files))
+	for i, f := range files {
+		up[i] = ssh.File{Dst: f.Dst, Src: f.Src, Mode: f.Mode}
+	}
+	st, err := c.c.Upload(ctx, up...)
+	return st.Written + st.Fixed, err
+}
+
 func expandHome(p string) string {
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
 		if h, err := os.UserHomeDir(); err == nil {

@@ -25,6 +25,7 @@ func UpPhases(l *labfile.Lab, c *steps.Cluster, nodesPhase phase.Phase) []phase.
 		c.Init(),
 		c.JoinControlPlanes(),
 		c.JoinWorkers(),
+		c.Preflight(),
 		c.CNI(),
 		c.Ready(5 * time.Minute),
 		c.Kubeconfig(),

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/labctl/lab/bpf/preflight"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/spf13/cobra"
@@ -137,4 +138,38 @@ func orNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ",")
+}
+
+func newDoctorCommand(s *settings) *cobra.Command {
+	return &cobra.Command{
+		Use:   "doctor [FILE]",
+		Short: "Check every node's kernel for what the lab's pod network needs",
+		Long: `doctor pushes lab-node to every cluster node and runs its kernel check for the
+lab's CNI: eBPF program and map types, the helpers the datapath calls
+(redirect_neigh, redirect_peer, fib_lookup), TCX, BTF, and for Cilium its
+minimum kernel. It prints one row per check and node; exit 1 when a node
+lacks something required.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			lab, err := loadLab(cmd, s, args)
+			if err != nil {
+				return err
+			}
+			o, stop := options(s)
+			reports, err := provision.Doctor(cmd.Context(), lab, o)
+			stop()
+			if s.Output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if encErr := enc.Encode(reports); encErr != nil {
+					return encErr
+				}
+			} else if len(reports) > 0 {
+				if werr := preflight.WriteTable(cmd.OutOrStdout(), reports); werr != nil {
+					return werr
+				}
+			}
+			return err
+		},
+	}
 }

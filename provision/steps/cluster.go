@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/labctl/lab/bpf/preflight"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/state"
@@ -46,6 +47,8 @@ type Cluster struct {
 	conns map[string]Conn
 	facts map[string]*Facts
 	join  join
+	// reports are the preflight phase's kernel reports, by node.
+	reports map[string]preflight.Report
 }
 
 // NewCluster starts the shared state of a command on lab l.
@@ -53,7 +56,8 @@ func NewCluster(l *labfile.Lab, st *state.Dir, d Dialer, r phase.Reporter) *Clus
 	if r == nil {
 		r = phase.Discard{}
 	}
-	return &Cluster{Lab: l, State: st, Dialer: d, Report: r, conns: map[string]Conn{}, facts: map[string]*Facts{}}
+	return &Cluster{Lab: l, State: st, Dialer: d, Report: r, conns: map[string]Conn{}, facts: map[string]*Facts{},
+		reports: map[string]preflight.Report{}}
 }
 
 // Conn returns the node's connection, dialling it on first use.

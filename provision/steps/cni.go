@@ -45,14 +45,17 @@ const (
 	ciliumDir   = "/etc/lab/cilium"
 )
 
+// labNodeService runs the datapath daemon once the kubelet has joined (its
+// kubeconfig is how lab-node reads the Node objects).
 const labNodeService = `# Rendered by lab: the builtin eBPF datapath and CNI plugin.
 [Unit]
 Description=lab-node: the builtin eBPF pod network
 After=network-online.target kubelet.service
 Wants=network-online.target
+ConditionPathExists=/etc/kubernetes/kubelet.conf
 
 [Service]
-ExecStart=/usr/local/bin/lab-node daemon --kubeconfig /etc/kubernetes/kubelet.conf
+ExecStart=/usr/local/bin/lab-node daemon --node-name %s --kubeconfig /etc/kubernetes/kubelet.conf
 Restart=always
 RestartSec=2
 
@@ -76,7 +79,7 @@ func (c *Cluster) labNodeFiles(node string) ([]templates.File, error) {
 	}
 	return []templates.File{
 		{Path: labNodePath, Mode: 0o755, Content: data},
-		{Path: labNodeUnit, Mode: 0o644, Content: []byte(labNodeService)},
+		{Path: labNodeUnit, Mode: 0o644, Content: []byte(fmt.Sprintf(labNodeService, node))},
 	}, nil
 }
 

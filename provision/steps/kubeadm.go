@@ -107,7 +107,12 @@ systemctl enable --quiet kubelet
 
 // Kubernetes installs kubeadm, kubelet and kubectl at the lab's version
 // where they are missing or at another version.
+// With kubernetes.artifacts: build, everything comes from source built on
+// the machine that runs lab instead (see kubernetesBuild).
 func (c *Cluster) Kubernetes() phase.Phase {
+	if c.Lab.Kubernetes.Artifacts == labfile.ArtifactsBuild {
+		return c.kubernetesBuild()
+	}
 	v := c.Lab.Kubernetes.Version
 	return phase.Phase{
 		Name:  "kubernetes",

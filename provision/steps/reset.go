@@ -17,7 +17,7 @@ const labMarker = "Rendered by lab"
 // wipedPaths are directories and files Kubernetes, the CNI and lab leave.
 var wipedPaths = []string{
 	"/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/cni/net.d",
-	"/opt/cni/bin/lab-node", "/var/lib/lab-node", "/var/lib/cni", "/run/lab-node",
+	"/opt/cni/bin/lab-node", "/var/lib/lab-node", "/usr/local/bin/lab-node", "/var/lib/cni", "/run/lab-node",
 	"/sys/fs/bpf/lab", "/sys/fs/bpf/cilium", "/sys/fs/bpf/tc/globals",
 	"/etc/systemd/system/lab-node.service", "/etc/lab",
 	"/root/.kube/config",
@@ -31,6 +31,9 @@ func resetScript(vip netip.Addr, cri string) string {
 	s.WriteString("set -u\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
 	fmt.Fprintf(&s, "if command -v kubeadm >/dev/null 2>&1; then kubeadm reset -f --cri-socket %s >/dev/null 2>&1 || echo 'lab: kubeadm reset failed; cleaning up by hand' >&2; fi\n", shq(cri))
 	s.WriteString("for u in kubelet lab-node keepalived haproxy; do systemctl disable --now --quiet $u.service 2>/dev/null || true; done\n")
+	// lab-node knows its own traces: pinned programs, routes, masquerade
+	// rules, pod veths.
+	s.WriteString("if [ -x /usr/local/bin/lab-node ]; then /usr/local/bin/lab-node reset >/dev/null 2>&1 || echo 'lab: lab-node reset failed; cleaning up by hand' >&2; fi\n")
 	s.WriteString("systemctl daemon-reload 2>/dev/null || true\n")
 	// Pods kubeadm reset left to the runtime.
 	s.WriteString("if command -v crictl >/dev/null 2>&1 && [ -S /run/containerd/containerd.sock ]; then crictl rmp -af >/dev/null 2>&1 || true; fi\n")

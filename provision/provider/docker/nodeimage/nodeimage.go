@@ -53,7 +53,7 @@ const DefaultMirror = "http://deb.debian.org/debian"
 
 // buildVersion changes whenever the way an image is put together changes
 // in a way its inputs do not show, to force a rebuild.
-const buildVersion = "2"
+const buildVersion = "3"
 
 // packages are installed by debootstrap (with their dependencies). Nodes
 // usually have no route to a mirror, so whatever a phase needs on a node
@@ -66,6 +66,27 @@ var packages = []string{
 	"containerd", "runc",
 	"kmod", "procps",
 	"curl", "ca-certificates", "gpg",
+}
+
+// Entrypoint is the image's entrypoint: it fixes the cgroup tree for
+// systemd and the kubelet (see rootfs/usr/local/bin/lab-entrypoint), then
+// runs the command, /sbin/init.
+const Entrypoint = "/usr/local/bin/lab-entrypoint"
+
+// BaseTarball is the Debian root file system the node image is made of,
+// kept under cacheDir ("" for the default) once an image has been built.
+// The `build` artifact source takes the userland of the kube-proxy image
+// (Debian's iptables) from it, so that no package is fetched twice.
+func BaseTarball(cacheDir string) (string, error) {
+	dir, err := resolveCacheDir(cacheDir)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "base-"+short(baseKey())+".tar")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("the node image's Debian root file system is not in the cache (build the image: lab image build): %w", err)
+	}
+	return p, nil
 }
 
 // Packages returns the Debian packages the image is built with.
@@ -216,18 +237,11 @@ func (o *Options) setDefaults() error {
 	if o.Tag == "" {
 		o.Tag = labfile.DefaultDockerImage
 	}
-	if o.CacheDir == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return fmt.Errorf("node image cache: %w", err)
-		}
-		o.CacheDir = filepath.Join(dir, "lab", "nodeimage")
-	}
-	abs, err := filepath.Abs(o.CacheDir)
+	dir, err := resolveCacheDir(o.CacheDir)
 	if err != nil {
-		return fmt.Errorf("node image cache: %w", err)
+		return err
 	}
-	o.CacheDir = abs
+	o.CacheDir = dir
 	if o.Mirror == "" {
 		o.Mirror = DetectMirror("/")
 	}
@@ -242,6 +256,22 @@ func (o *Options) setDefaults() error {
 		o.Log = io.Discard
 	}
 	return nil
+}
+
+// resolveCacheDir is dir made absolute, or the default cache directory.
+func resolveCacheDir(dir string) (string, error) {
+	if dir == "" {
+		user, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("node image cache: %w", err)
+		}
+		dir = filepath.Join(user, "lab", "nodeimage")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("node image cache: %w", err)
+	}
+	return abs, nil
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -448,6 +478,7 @@ func (o *Options) importImage(ctx context.Context, base string, overlay []entry,
 	go func() { pw.CloseWithError(rewrite(pw, f, overlay)) }()
 	o.logf("importing %s", o.Tag)
 	_, err = o.Docker.RunWithInput(ctx, pr, "import",
+		"--change", `ENTRYPOINT ["`+Entrypoint+`"]`,
 		"--change", `CMD ["/sbin/init"]`,
 		"--change", "LABEL "+LabelHash+"="+hash,
 		"--change", "LABEL "+LabelKind+"=node",
@@ -485,7 +516,11 @@ func overlayEntries() ([]entry, error) {
 		if err != nil {
 			return err
 		}
-		out = append(out, entry{name: name, mode: 0o644, data: data})
+		mode := int64(0o644)
+		if strings.HasPrefix(name, "usr/local/bin/") {
+			mode = 0o755
+		}
+		out = append(out, entry{name: name, mode: mode, data: data})
 		return nil
 	})
 	if err != nil {

@@ -1,0 +1,223 @@
+// Package artifacts gathers what a lab's Kubernetes nodes run — kubeadm,
+// kubelet and kubectl, the CNI loopback plugin, and the images of the
+// control plane, kube-proxy, CoreDNS and the pod sandbox — once, on the
+// machine that runs lab, into a content-addressed cache. The provisioning
+// steps then push the same files to every node over SSH, so nodes need no
+// registry and no internet, and a six-node lab gathers everything once.
+//
+// The cache holds one directory per Kubernetes version:
+//
+//	<root>/<version>/blobs/sha256/<hex>   every file, named by its digest
+//	<root>/<version>/<key>.json           a Set: which blob is which
+//
+// A Set's key hashes everything that went into it (source, versions,
+// architecture, toolchain, image repository), so a changed input makes a new
+// Set and an unchanged one is found again without work. Blobs are verified
+// against their digest whenever a Set is loaded.
+//
+// The `build` source (Build) makes every artifact from source through the
+// Go module proxy, for machines that reach no image registry.
+package artifacts
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Binary is a program installed on nodes.
+type Binary struct {
+	// Name is the program's name: kubeadm, kubelet, kubectl, loopback.
+	Name string `json:"name"`
+	// Path is where it goes on a node.
+	Path string `json:"path"`
+	// Digest is "sha256:<hex>" of the file.
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// Image is a container image kept as a docker-archive tarball, the form
+// `ctr images import` reads.
+type Image struct {
+	// Ref is the name kubeadm and the kubelet ask for, e.g.
+	// registry.k8s.io/kube-apiserver:v1.34.12.
+	Ref string `json:"ref"`
+	// Digest is "sha256:<hex>" of the tarball.
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	// ID is the digest of the image's configuration: the image ID
+	// containerd reports once the tarball is imported.
+	ID string `json:"id"`
+	// ControlPlane is true for images only control planes run (API
+	// server, controller manager, scheduler, etcd).
+	ControlPlane bool `json:"controlPlane,omitempty"`
+}
+
+// Set is every artifact one lab needs, as gathered by one source.
+type Set struct {
+	// Version is the Kubernetes version, e.g. v1.34.12.
+	Version string `json:"version"`
+	// Arch is the nodes' Go architecture (amd64, arm64).
+	Arch string `json:"arch"`
+	// Source is the artifact source that made the Set (build).
+	Source string `json:"source"`
+	// Key hashes every input; it names the Set's file.
+	Key string `json:"key"`
+	// Inputs records what the key covers, for people.
+	Inputs   map[string]string `json:"inputs"`
+	Binaries []Binary          `json:"binaries"`
+	Images   []Image           `json:"images"`
+
+	dir string // the version directory holding the blobs
+}
+
+// Path is the local file holding the blob with the given digest.
+func (s *Set) Path(digest string) string { return blobPath(s.dir, digest) }
+
+// Binary returns the binary called name, or nil.
+func (s *Set) Binary(name string) *Binary {
+	for i := range s.Binaries {
+		if s.Binaries[i].Name == name {
+			return &s.Binaries[i]
+		}
+	}
+	return nil
+}
+
+// Cache is the artifact cache rooted at a directory.
+type Cache struct {
+	Root string
+}
+
+// DefaultRoot is the cache under the user's cache directory:
+// $XDG_CACHE_HOME/lab/artifacts, usually ~/.cache/lab/artifacts.
+func DefaultRoot() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("artifact cache: %w", err)
+	}
+	return filepath.Join(dir, "lab", "artifacts"), nil
+}
+
+// versionDir holds one Kubernetes version's blobs and Sets.
+func (c Cache) versionDir(version string) string { return filepath.Join(c.Root, version) }
+
+func setPath(dir, key string) string { return filepath.Join(dir, key+".json") }
+
+func blobPath(dir, digest string) string {
+	return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+}
+
+// Load returns the Set with the given key for version, after checking
+// every blob against its digest. A missing Set is reported with
+// errors.Is(err, fs.ErrNotExist).
+func (c Cache) Load(version, key string) (*Set, error) {
+	dir := c.versionDir(version)
+	data, err := os.ReadFile(setPath(dir, key))
+	if err != nil {
+		return nil, fmt.Errorf("artifact cache: %w", err)
+	}
+	var s Set
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("artifact cache: %s: %w", setPath(dir, key), err)
+	}
+	s.dir = dir
+	for _, b := range s.Binaries {
+		if err := verifyBlob(dir, b.Digest, b.Size); err != nil {
+			return nil, fmt.Errorf("artifact cache: %s: %w", b.Name, err)
+		}
+	}
+	for _, im := range s.Images {
+		if err := verifyBlob(dir, im.Digest, im.Size); err != nil {
+			return nil, fmt.Errorf("artifact cache: image %s: %w", im.Ref, err)
+		}
+	}
+	return &s, nil
+}
+
+// store writes s's file; its blobs must already be in place.
+func (c Cache) store(s *Set) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := setPath(s.dir, s.Key)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("artifact cache: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("artifact cache: %w", err)
+	}
+	return nil
+}
+
+// putBlob moves the file src into the version directory under its digest
+// and returns the digest and size.
+func putBlob(dir, src string) (digest string, size int64, err error) {
+	digest, size, err = fileDigest(src)
+	if err != nil {
+		return "", 0, err
+	}
+	dst := blobPath(dir, digest)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", 0, fmt.Errorf("artifact cache: %w", err)
+	}
+	if err := os.Chmod(src, 0o644); err != nil {
+		return "", 0, fmt.Errorf("artifact cache: %w", err)
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return "", 0, fmt.Errorf("artifact cache: %w", err)
+	}
+	return digest, size, nil
+}
+
+func verifyBlob(dir, digest string, size int64) error {
+	d, n, err := fileDigest(blobPath(dir, digest))
+	if err != nil {
+		return err
+	}
+	if n != size || d != digest {
+		return fmt.Errorf("blob %s is corrupt (%d bytes, %s)", digest, n, d)
+	}
+	return nil
+}
+
+// fileDigest is "sha256:<hex>" of a file's content, and its size.
+func fileDigest(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %w", p, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// lock takes an exclusive lock on a version directory, so that two lab
+// commands never build the same version at once; the second then finds
+// the first one's Set.
+func lock(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("artifact cache: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("artifact cache: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("artifact cache: lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}

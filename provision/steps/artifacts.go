@@ -1,0 +1,391 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/labctl/lab/provision/artifacts"
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/provider/docker/nodeimage"
+	"github.com/labctl/lab/templates"
+)
+
+// LocalFile is a file on the machine that runs lab, to be sent to Dst on a
+// node.
+type LocalFile struct {
+	Src  string
+	Dst  string
+	Mode fs.FileMode
+}
+
+// LocalUploader is implemented by connections that send local files
+// without reading them into memory first (the SSH transport streams them
+// and skips those already there by their sha256). Conns without it get the
+// files' content through Upload.
+type LocalUploader interface {
+	UploadLocal(ctx context.Context, files []LocalFile) (written int, err error)
+}
+
+// Where the build source puts things on a node.
+const (
+	kubeletUnitPath   = "/etc/systemd/system/kubelet.service"
+	kubeletDropInPath = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+	// imagesDir holds image tarballs between upload and import.
+	imagesDir = "/var/lib/lab/images"
+)
+
+// kubeletUnit and kubeletDropIn are the systemd units Kubernetes' own
+// packages install with the kubelet: the drop-in passes the kubeconfigs,
+// the configuration file and the flags kubeadm writes.
+const kubeletUnit = `# Rendered by lab: the kubelet, from the lab's build artifacts.
+[Unit]
+Description=kubelet: The Kubernetes Node Agent
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target containerd.service
+
+[Service]
+ExecStart=/usr/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+`
+
+const kubeletDropIn = `# Rendered by lab: how kubeadm configures the kubelet.
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+# kubeadm init and join write the flags of this node.
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+# The user's own flags, last so that they win.
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+`
+
+// builtArtifacts builds (or finds in the cache) the lab's `build`
+// artifacts once per command, whichever node asks first.
+type builtArtifacts struct {
+	once sync.Once
+	set  *artifacts.Set
+	err  error
+}
+
+func (c *Cluster) builtSet(ctx context.Context, b *builtArtifacts) (*artifacts.Set, error) {
+	b.once.Do(func() {
+		b.set, b.err = c.buildArtifacts(ctx)
+	})
+	return b.set, b.err
+}
+
+// buildArtifacts runs the build source for the lab's version and the
+// nodes' architecture.
+func (c *Cluster) buildArtifacts(ctx context.Context) (*artifacts.Set, error) {
+	arch := ""
+	for _, n := range c.kubeNodes() {
+		f, err := c.Facts(n)
+		if err != nil {
+			return nil, err
+		}
+		a, err := goarch(f.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		if arch != "" && a != arch {
+			return nil, fmt.Errorf("the build artifact source builds for one architecture, and the nodes are %s and %s", arch, a)
+		}
+		arch = a
+	}
+	// The lab's cache directory (--cache-dir) holds the artifacts and the
+	// node image's Debian root file system side by side.
+	root, nodeImageCache := "", ""
+	if d := c.Artifacts.CacheDir; d != "" {
+		root, nodeImageCache = filepath.Join(d, "artifacts"), filepath.Join(d, "nodeimage")
+	} else {
+		var err error
+		if root, err = artifacts.DefaultRoot(); err != nil {
+			return nil, err
+		}
+	}
+	userland, err := nodeimage.BaseTarball(nodeImageCache)
+	if err != nil {
+		return nil, err
+	}
+	k := c.Lab.Kubernetes
+	log := &lineWriter{emit: func(line string) { c.info("kubernetes", "", "%s", line) }}
+	c.info("kubernetes", "", "artifacts: Kubernetes %s for %s from source (cache %s); a first build takes minutes", k.Version, arch, root)
+	set, cached, err := artifacts.Cache{Root: root}.Build(ctx, artifacts.BuildOptions{
+		Version:         k.Version,
+		Arch:            arch,
+		ImageRepository: k.ImageRepository,
+		Userland:        userland,
+		Log:             log,
+	})
+	log.Flush()
+	if err != nil {
+		return nil, err
+	}
+	if cached {
+		c.info("kubernetes", "", "artifacts: Kubernetes %s found in the cache (set %s)", k.Version, set.Key)
+	}
+	return set, nil
+}
+
+// nodeImages are the images node runs: control planes all, other nodes
+// all but the control plane's own.
+func (c *Cluster) nodeImages(node string, s *artifacts.Set) []artifacts.Image {
+	cp := c.node(node).HasRole(labfile.RoleControlPlane)
+	var out []artifacts.Image
+	for _, im := range s.Images {
+		if cp || !im.ControlPlane {
+			out = append(out, im)
+		}
+	}
+	return out
+}
+
+// nodeFiles are the programs and units every Kubernetes node receives.
+func nodeFiles(s *artifacts.Set) ([]LocalFile, []templates.File) {
+	var bins []LocalFile
+	for _, b := range s.Binaries {
+		bins = append(bins, LocalFile{Src: s.Path(b.Digest), Dst: b.Path, Mode: 0o755})
+	}
+	units := []templates.File{
+		{Path: kubeletUnitPath, Mode: 0o644, Content: []byte(kubeletUnit)},
+		{Path: kubeletDropInPath, Mode: 0o644, Content: []byte(kubeletDropIn)},
+	}
+	return bins, units
+}
+
+// presentImages asks containerd which of the wanted images it holds, by
+// reference, with the ID (configuration digest) of each.
+func presentImages(ctx context.Context, conn Conn, want []artifacts.Image) (map[string]string, error) {
+	var refs []string
+	for _, im := range want {
+		refs = append(refs, im.Ref)
+	}
+	// ctr lists manifests; the configuration digest is inside each.
+	cmd := `ctr -n k8s.io images ls 2>/dev/null | awk -v want=` + shq(" "+strings.Join(refs, " ")+" ") + ` 'NR > 1 && index(want, " " $1 " ") {print $1, $3}' |
+while read -r ref digest; do
+	id=$(ctr -n k8s.io content get "$digest" 2>/dev/null | tr -d ' \n' | sed -n 's/.*"config":{[^}]*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p')
+	echo "$ref $id"
+done`
+	out, err := conn.Run(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if ref, id, ok := strings.Cut(line, " "); ok {
+			have[ref] = id
+		}
+	}
+	return have, nil
+}
+
+// missingImages are the node's images containerd lacks or holds with
+// another ID.
+func (c *Cluster) missingImages(ctx context.Context, node string, conn Conn, s *artifacts.Set) ([]artifacts.Image, error) {
+	want := c.nodeImages(node, s)
+	have, err := presentImages(ctx, conn, want)
+	if err != nil {
+		return nil, err
+	}
+	var missing []artifacts.Image
+	for _, im := range want {
+		if have[im.Ref] != im.ID {
+			missing = append(missing, im)
+		}
+	}
+	return missing, nil
+}
+
+// builtInstalled reports whether node has the Set's programs and units,
+// the kubelet enabled, and every image it needs.
+func (c *Cluster) builtInstalled(ctx context.Context, node string, s *artifacts.Set) (bool, error) {
+	conn, err := c.Conn(ctx, node)
+	if err != nil {
+		return false, err
+	}
+	bins, units := nodeFiles(s)
+	var paths []string
+	want := map[string]string{}
+	for i, b := range bins {
+		paths = append(paths, shq(b.Dst))
+		want[b.Dst] = strings.TrimPrefix(s.Binaries[i].Digest, "sha256:")
+	}
+	for _, u := range units {
+		paths = append(paths, shq(u.Path))
+		want[u.Path] = sha256Hex(u.Content)
+	}
+	sort.Strings(paths)
+	out, err := conn.Run(ctx, "for f in "+strings.Join(paths, " ")+"; do [ -f \"$f\" ] && echo \"$f $(sha256sum < \"$f\" | cut -d' ' -f1)\"; done; systemctl is-enabled kubelet 2>/dev/null; true")
+	if err != nil {
+		return false, err
+	}
+	have := map[string]string{}
+	enabled := false
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if p, sum, ok := strings.Cut(line, " "); ok {
+			have[p] = sum
+		} else if line == "enabled" {
+			enabled = true
+		}
+	}
+	for p, sum := range want {
+		if have[p] != sum {
+			return false, nil
+		}
+	}
+	if !enabled {
+		return false, nil
+	}
+	missing, err := c.missingImages(ctx, node, conn, s)
+	return err == nil && len(missing) == 0, err
+}
+
+// installBuilt puts the Set on node: the programs (sent only where they
+// differ), the kubelet's units, and the images containerd lacks, imported
+// into its k8s.io namespace, where the kubelet looks.
+func (c *Cluster) installBuilt(ctx context.Context, node string, s *artifacts.Set) error {
+	conn, err := c.Conn(ctx, node)
+	if err != nil {
+		return err
+	}
+	bins, units := nodeFiles(s)
+	if _, err := uploadLocal(ctx, conn, bins); err != nil {
+		return err
+	}
+	changed, err := conn.Upload(ctx, units)
+	if err != nil {
+		return err
+	}
+	cmd := "systemctl enable --quiet kubelet"
+	if changed > 0 {
+		cmd = "systemctl daemon-reload && " + cmd
+	}
+	if _, err := conn.Run(ctx, cmd); err != nil {
+		return err
+	}
+	missing, err := c.missingImages(ctx, node, conn, s)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var tars []LocalFile
+	var names []string
+	for i, im := range missing {
+		dst := fmt.Sprintf("%s/%02d.tar", imagesDir, i)
+		tars = append(tars, LocalFile{Src: s.Path(im.Digest), Dst: dst, Mode: 0o600})
+		names = append(names, shq(dst))
+	}
+	if _, err := uploadLocal(ctx, conn, tars); err != nil {
+		return err
+	}
+	// The tarballs go once imported: containerd keeps its own copy.
+	_, err = conn.Run(ctx, "set -e; for t in "+strings.Join(names, " ")+"; do ctr -n k8s.io images import \"$t\" >/dev/null; rm -f \"$t\"; done")
+	if err != nil {
+		return fmt.Errorf("importing images: %w", err)
+	}
+	if still, err := c.missingImages(ctx, node, conn, s); err != nil {
+		return err
+	} else if len(still) > 0 {
+		return fmt.Errorf("containerd does not show image %s with ID %s after importing it", still[0].Ref, still[0].ID)
+	}
+	c.info("kubernetes", node, "imported %d images", len(missing))
+	return nil
+}
+
+// uploadLocal sends local files, streaming them when the connection can.
+func uploadLocal(ctx context.Context, conn Conn, files []LocalFile) (int, error) {
+	if u, ok := conn.(LocalUploader); ok {
+		return u.UploadLocal(ctx, files)
+	}
+	tf := make([]templates.File, len(files))
+	for i, f := range files {
+		data, err := os.ReadFile(f.Src)
+		if err != nil {
+			return 0, err
+		}
+		tf[i] = templates.File{Path: f.Dst, Mode: f.Mode, Content: data}
+	}
+	return conn.Upload(ctx, tf)
+}
+
+// kubernetesBuild is the kubernetes phase of a lab whose artifacts are
+// built from source: nothing is fetched by the nodes.
+func (c *Cluster) kubernetesBuild() phase.Phase {
+	v := c.Lab.Kubernetes.Version
+	b := &builtArtifacts{}
+	return phase.Phase{
+		Name:  "kubernetes",
+		Title: "kubeadm, kubelet, kubectl " + v + " and its images, built from source on this machine",
+		Nodes: c.kubeNodes,
+		Done: func(ctx context.Context, node string) (bool, error) {
+			s, err := c.builtSet(ctx, b)
+			if err != nil {
+				return false, err
+			}
+			return c.builtInstalled(ctx, node, s)
+		},
+		Run: func(ctx context.Context, node string) error {
+			s, err := c.builtSet(ctx, b)
+			if err != nil {
+				return err
+			}
+			return c.installBuilt(ctx, node, s)
+		},
+		Describe: func(node string) []string {
+			return []string{
+				"build (or find in the artifact cache) Kubernetes " + v + ", etcd, CoreDNS, pause and the CNI loopback plugin from source",
+				"send kubeadm, kubelet, kubectl to /usr/bin and loopback to /opt/cni/bin where they differ",
+				"write " + kubeletUnitPath + " and " + kubeletDropInPath + "; systemctl enable kubelet",
+				"import the images this node runs into containerd (ctr -n k8s.io images import) where missing",
+			}
+		},
+	}
+}
+
+// lineWriter turns written bytes into one call per line.
+type lineWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	emit func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line)
+			return len(p), nil
+		}
+		w.emit(strings.TrimRight(line, "\n"))
+	}
+}
+
+// Flush emits a last line without a newline.
+func (w *lineWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.emit(w.buf.String())
+		w.buf.Reset()
+	}
+}
