@@ -84,7 +84,11 @@ func Init(l *labfile.Lab, n *labfile.Node, s Secrets) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	data, err := encode(initCfg, clusterCfg, kubeletConfiguration())
+	docs := []any{initCfg, clusterCfg, kubeletConfiguration()}
+	if kp := kubeProxyConfiguration(l); kp != nil {
+		docs = append(docs, kp)
+	}
+	data, err := encode(docs...)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: encode init configuration: %w", n.Name, err)
 	}
@@ -386,6 +390,21 @@ func kubeletConfiguration() map[string]any {
 		// The container runtime is configured with SystemdCgroup; both
 		// must agree or pods fail to start.
 		"cgroupDriver": kubeadmconstants.CgroupDriverSystemd,
+	}
+}
+
+// kubeProxyConfiguration is kube-proxy's configuration where lab needs one:
+// with the builtin datapath, traffic between pods on a node is redirected in
+// eBPF and never enters conntrack, so replies from a Service's backend are
+// only un-NATed if kube-proxy masquerades every Service connection.
+func kubeProxyConfiguration(l *labfile.Lab) map[string]any {
+	if !l.Kubernetes.KubeProxyEnabled() || l.CNI.Type != labfile.CNIBuiltin {
+		return nil
+	}
+	return map[string]any{
+		"apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+		"kind":       "KubeProxyConfiguration",
+		"iptables":   map[string]any{"masqueradeAll": true},
 	}
 }
 

@@ -559,3 +559,19 @@ func TestExternalEndpoint(t *testing.T) {
 		t.Errorf("endpoint %q, want %q", cfg.ControlPlaneEndpoint, l.EndpointString())
 	}
 }
+
+// TestKubeProxyMasqueradesForBuiltin: the builtin datapath needs kube-proxy
+// to masquerade every Service connection; other CNIs get kubeadm's default.
+func TestKubeProxyMasqueradesForBuiltin(t *testing.T) {
+	all := labs(t)
+	for name, want := range map[string]bool{"ci": true, "ha": true, "cilium-study": false} {
+		l := all[name]
+		data, err := Init(l, l.ControlPlanes()[0], Placeholders())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(data), "masqueradeAll: true"); got != want {
+			t.Errorf("%s: masqueradeAll %v, want %v", name, got, want)
+		}
+	}
+}
