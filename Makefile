@@ -13,11 +13,14 @@ export LAB_TOOLS_DIR := $(TOOLS)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build bin/lab and the lab-node datapath it pushes (linux amd64 + arm64)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LAB) ./cmd/lab
+# lab embeds the lab-node datapath for every node architecture, so the
+# lab-node builds come first (gzipped into provision/nodebin/bin).
+build: ## build bin/lab with the lab-node datapath (linux amd64 + arm64) embedded
 	for arch in amd64 arm64; do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lab-node-linux-$$arch ./cmd/lab-node || exit 1; \
+		gzip -9 -n -c $(BIN)/lab-node-linux-$$arch > provision/nodebin/bin/lab-node-linux-$$arch.gz || exit 1; \
 	done
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LAB) ./cmd/lab
 
 test: ## unit tests only (no root, no tools needed; judges that need tools skip)
 	$(GO) test -count=1 ./...

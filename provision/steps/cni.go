@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/labctl/lab/provision/fetch"
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/nodebin"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/cilium"
@@ -18,8 +20,9 @@ import (
 // Artifacts are the local files lab pushes to nodes.
 type Artifacts struct {
 	// LabNodeDir holds lab-node-linux-amd64 and lab-node-linux-arm64, the
-	// builtin datapath for each node architecture (make build puts them
-	// beside bin/lab).
+	// builtin datapath for each node architecture, for a lab built without
+	// them embedded (make build embeds them and also leaves them beside
+	// bin/lab).
 	LabNodeDir string
 	// Helm is a linux helm binary for the first control plane's
 	// architecture (cni: cilium). When empty, the release is downloaded
@@ -72,10 +75,16 @@ func (c *Cluster) labNodeFiles(node string) ([]templates.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := filepath.Join(c.Artifacts.LabNodeDir, "lab-node-linux-"+arch)
-	data, err := os.ReadFile(bin)
+	data, err := nodebin.LabNode(arch)
+	if errors.Is(err, nodebin.ErrNotEmbedded) {
+		// A lab built without make: the builds beside it, if any.
+		data, err = os.ReadFile(filepath.Join(c.Artifacts.LabNodeDir, "lab-node-linux-"+arch))
+		if err != nil {
+			return nil, fmt.Errorf("lab-node for %s: not embedded in this lab and %w (build lab with make build)", arch, err)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("the builtin datapath for %s: %w (make build writes it)", arch, err)
+		return nil, err
 	}
 	return []templates.File{
 		{Path: labNodePath, Mode: 0o755, Content: data},
