@@ -217,11 +217,15 @@ func (s *session) Dial(ctx context.Context, node string) (steps.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return conn{c}, nil
+	return conn{c: c, node: node, rep: s.rep}, nil
 }
 
 // conn adapts an SSH client to steps.Conn.
-type conn struct{ c *ssh.Client }
+type conn struct {
+	c    *ssh.Client
+	node string
+	rep  phase.Reporter
+}
 
 func (c conn) Run(ctx context.Context, cmd string) (string, error) {
 	out, err := c.c.Output(ctx, cmd)
@@ -234,6 +238,11 @@ func (c conn) Upload(ctx context.Context, files []templates.File) (int, error) {
 		up[i] = ssh.File{Dst: f.Path, Data: f.Content, Mode: f.Mode}
 	}
 	st, err := c.c.Upload(ctx, up...)
+	// Big transfers (lab-node, helm, images) say how fast they went.
+	if err == nil && st.Bytes >= 1<<20 {
+		c.rep.Event(phase.Event{Kind: phase.Progress, Node: c.node, Bytes: st.Bytes, Elapsed: st.Elapsed,
+			Message: fmt.Sprintf("(%d files written, %d unchanged)", st.Written, st.Files-st.Written-st.Fixed)})
+	}
 	return st.Written + st.Fixed, err
 }
 
@@ -245,6 +254,11 @@ func (c conn) UploadLocal(ctx context.Context, files []steps.LocalFile) (int, er
 		up[i] = ssh.File{Dst: f.Dst, Src: f.Src, Mode: f.Mode}
 	}
 	st, err := c.c.Upload(ctx, up...)
+	// Big transfers (lab-node, helm, images) say how fast they went.
+	if err == nil && st.Bytes >= 1<<20 {
+		c.rep.Event(phase.Event{Kind: phase.Progress, Node: c.node, Bytes: st.Bytes, Elapsed: st.Elapsed,
+			Message: fmt.Sprintf("(%d files written, %d unchanged)", st.Written, st.Files-st.Written-st.Fixed)})
+	}
 	return st.Written + st.Fixed, err
 }
 
