@@ -16,6 +16,7 @@ import (
 	"github.com/labctl/lab/provision/provider"
 	"github.com/labctl/lab/provision/provider/docker"
 	"github.com/labctl/lab/provision/provider/static"
+	"github.com/labctl/lab/provision/provider/vagrant"
 	"github.com/labctl/lab/provision/ssh"
 	"github.com/labctl/lab/provision/state"
 	"github.com/labctl/lab/provision/steps"
@@ -47,6 +48,9 @@ type Options struct {
 	Helm       string
 	// CacheDir keeps downloads (helm) and built artifacts.
 	CacheDir string
+	// Vagrantfile is lab's Vagrantfile for vagrant labs (default: found
+	// beside the lab file or in a parent directory).
+	Vagrantfile string
 	// Provider overrides the lab's provider (tests).
 	Provider provider.Provider
 
@@ -107,12 +111,15 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 			s.prov = p
 		case labfile.ProviderStatic:
 			s.prov = static.Provider{}
-		default:
-			if lock != nil {
-				lock.Unlock()
+		case labfile.ProviderVagrant:
+			p, err := vagrant.New(vagrant.Options{StateDir: dir.Path(), Vagrantfile: o.Vagrantfile})
+			if err != nil {
+				if lock != nil {
+					lock.Unlock()
+				}
+				return nil, err
 			}
-			return nil, fmt.Errorf("provider %s: lab cannot create its nodes yet; run `vagrant up` with LAB_FILE=%s and use provider static with the VMs' addresses",
-				l.Provider.Type, "<your lab file>")
+			s.prov = p
 		}
 	}
 	return s, nil

@@ -29,7 +29,7 @@ With a command after --, it runs that command and exits with its status.`,
 			if err != nil {
 				return err
 			}
-			argv, err := provision.SSHCommand(cmd.Context(), lab, provision.Options{StateRoot: s.StateDir, DefaultKey: s.SSHKey}, args[0], args[1:])
+			argv, err := provision.SSHCommand(cmd.Context(), lab, baseOptions(s), args[0], args[1:])
 			if err != nil {
 				return err
 			}
@@ -71,7 +71,7 @@ also makes that context the current one.`,
 			if err != nil {
 				return err
 			}
-			data, err := provision.Kubeconfig(lab, provision.Options{StateRoot: s.StateDir})
+			data, err := provision.Kubeconfig(lab, baseOptions(s))
 			if err != nil {
 				return err
 			}
@@ -127,7 +127,7 @@ func newLogsCommand(s *settings) *cobra.Command {
 			if out == "" {
 				out = fmt.Sprintf("lab-logs-%s-%s.tar.gz", lab.Metadata.Name, time.Now().UTC().Format("20060102T150405Z"))
 			}
-			n, err := provision.Logs(cmd.Context(), lab, provision.Options{StateRoot: s.StateDir, DefaultKey: s.SSHKey}, out)
+			n, err := provision.Logs(cmd.Context(), lab, baseOptions(s), out)
 			if err != nil {
 				return err
 			}

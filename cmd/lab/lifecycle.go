@@ -13,9 +13,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// baseOptions are the settings every command hands to provision.
+func baseOptions(s *settings) provision.Options {
+	return provision.Options{StateRoot: s.StateDir, DefaultKey: s.SSHKey, CacheDir: s.CacheDir, Vagrantfile: s.Vagrantfile}
+}
+
+// options are baseOptions with the progress reporter; call the func when
+// the command is done.
 func options(s *settings) (provision.Options, func()) {
+	o := baseOptions(s)
 	rep, stop := reporter(s)
-	return provision.Options{StateRoot: s.StateDir, DefaultKey: s.SSHKey, Report: rep}, stop
+	o.Report = rep
+	return o, stop
 }
 
 // confirm asks the user to type yes, unless --yes was given.
@@ -102,7 +111,7 @@ func newStatusCommand(s *settings) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := provision.Status(cmd.Context(), lab, provision.Options{StateRoot: s.StateDir, DefaultKey: s.SSHKey})
+			st, err := provision.Status(cmd.Context(), lab, baseOptions(s))
 			if err != nil {
 				return err
 			}

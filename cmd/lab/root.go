@@ -20,6 +20,10 @@ type settings struct {
 	SSHKey   string // default private key when a lab names none
 	CacheDir string // downloaded and built artifacts
 	StateDir string // per-lab state: known_hosts, journal, secrets, kubeconfig
+	// Vagrantfile is lab's Vagrantfile for vagrant labs (setting
+	// vagrantfile, LAB_VAGRANTFILE); by default the one beside the lab
+	// file or in a parent directory.
+	Vagrantfile string
 }
 
 func newRootCommand() *cobra.Command {
@@ -113,6 +117,7 @@ func loadSettings(v *viper.Viper, flags *pflag.FlagSet, s *settings) error {
 	s.SSHKey = v.GetString("ssh-key")
 	s.CacheDir = v.GetString("cache-dir")
 	s.StateDir = v.GetString("state-dir")
+	s.Vagrantfile = v.GetString("vagrantfile")
 	if s.Output != "text" && s.Output != "json" {
 		return usageError{fmt.Errorf("--output %q: use text or json", s.Output)}
 	}

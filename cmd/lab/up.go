@@ -20,24 +20,12 @@ func newUpCommand(s *settings) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		rep, stop := reporter(s)
+		o, stop := options(s)
 		defer stop()
-		err = provision.Up(cmd.Context(), lab, provision.Options{
-			StateRoot:  s.StateDir,
-			DefaultKey: s.SSHKey,
-			CacheDir:   s.CacheDir,
-			Report:     rep,
-			Limit:      limit,
-			DryRun:     dryRun,
-			Skip:       skip,
-			Only:       only,
-			Until:      until,
-			Passphrase: ssh.TerminalPassphrase(os.Stdin),
-		})
-		if err != nil {
-			return err
-		}
-		return nil
+		o.Limit, o.DryRun, o.Skip, o.Only, o.Until = limit, dryRun, skip, only, until
+		o.Passphrase = ssh.TerminalPassphrase(os.Stdin)
+		err = provision.Up(cmd.Context(), lab, o)
+		return err
 	}
 	cmd := &cobra.Command{
 		Use:   "up [FILE]",

@@ -104,5 +104,9 @@ func readLab(cmd *cobra.Command, s *settings, src string) (*labfile.Lab, labfile
 	if err != nil {
 		return nil, nil, err
 	}
-	return labfile.Parse(src, data)
+	lab, warns, err := labfile.Parse(src, data)
+	if lab != nil {
+		lab.Path = local
+	}
+	return lab, warns, err
 }

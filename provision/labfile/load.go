@@ -44,7 +44,11 @@ func Load(path string) (*Lab, Problems, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read lab file: %w", err)
 	}
-	return Parse(path, data)
+	lab, warns, err := Parse(path, data)
+	if lab != nil {
+		lab.Path = path
+	}
+	return lab, warns, err
 }
 
 // Parse is Load for a lab file already in memory; name is used in messages.

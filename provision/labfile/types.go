@@ -24,6 +24,11 @@ type Lab struct {
 	CNI          CNI          `yaml:"cni"`
 	SSH          SSH          `yaml:"ssh"`
 	Nodes        []Node       `yaml:"nodes"`
+
+	// Path is the local file the lab was loaded from ("" when parsed from
+	// memory). Tools that read the lab file themselves, such as the
+	// Vagrantfile, get this path.
+	Path string `yaml:"-"`
 }
 
 // Metadata names the lab. The name labels every resource lab creates for it
