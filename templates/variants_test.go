@@ -63,7 +63,7 @@ func TestKeepalivedPolicy(t *testing.T) {
 				t.Errorf("%s: peer list wrong about %s:\n%s", n.Name, p.Name, conf)
 			}
 		}
-		m := regexp.MustCompile(`priority (\d+)`).FindStringSubmatch(conf)
+		m := regexp.MustCompile(`(?m)^\s*priority (\d+)$`).FindStringSubmatch(conf)
 		p, _ := strconv.Atoi(m[1])
 		if prios[p] || p >= last || p < 1 || p > 254 {
 			t.Errorf("%s: priority %d is not distinct and descending in file order", n.Name, p)
