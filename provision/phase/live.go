@@ -90,22 +90,31 @@ func (l *Live) Event(e Event) {
 	case NodeDone, NodeSkip, NodeFail:
 		if s := l.state[e.Node]; s != nil {
 			s.status, s.elapsed = map[Kind]string{NodeDone: "ok", NodeSkip: "skip", NodeFail: "fail"}[e.Kind], e.Elapsed
-			if e.Kind != NodeDone {
+			if e.Kind == NodeFail {
 				s.last = e.Message
 			}
 		}
 		l.redraw()
-	case Log, Progress:
-		if s := l.state[e.Node]; s != nil {
+	case Log, Progress, Info:
+		// Inside a phase, news goes on its node's line (or, for the
+		// phase as a whole, the local line): printing it would tear the
+		// block being redrawn.
+		key := e.Node
+		if _, ok := l.state[key]; !ok && l.phase != "" && len(l.nodes) == 1 {
+			key = l.nodes[0]
+		}
+		if s := l.state[key]; s != nil {
 			s.last = e.Message
 			if e.Kind == Progress {
 				s.last = transfer(e)
 			}
+		} else if e.Kind == Info && l.phase == "" {
+			fmt.Fprintln(l.w, describe(e, false))
 		}
 	case PhaseDone, PhaseFail:
 		l.redraw()
 		l.phase, l.drawn = "", 0
-	case NodePlan, Info, RunDone, RunFail:
+	case NodePlan, RunDone, RunFail:
 		fmt.Fprintln(l.w, describe(e, false))
 	}
 }
