@@ -1,0 +1,580 @@
+//go:build e2e
+
+// Package cluster proves the whole promise on this machine: a lab file with
+// kubernetes.artifacts: build becomes a real highly available Kubernetes
+// cluster on container nodes (3 control planes behind a Keepalived +
+// HAProxy VIP, 1 worker), with every binary and image built from source
+// here and nothing pulled from anywhere; it survives the loss of the node
+// that holds the VIP, and lab reset and lab down leave nothing behind.
+//
+// Run: go test -tags e2e -timeout 30m ./provision/e2e/cluster
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labctl/lab/provision"
+	"github.com/labctl/lab/provision/artifacts"
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/provider/docker"
+	"github.com/labctl/lab/provision/provider/docker/dockercli"
+	"github.com/labctl/lab/provision/provider/docker/dockertest"
+	"github.com/labctl/lab/provision/provider/docker/nodeimage"
+)
+
+const version = "v1.34.12"
+
+// imageRepository is a repository no registry answers for: every image
+// the cluster runs must come from the artifacts lab imported.
+const imageRepository = "lab.local"
+
+// hostSysctls are the machine-wide settings the kubelets in the nodes
+// change (/proc/sys is not namespaced for them); the test puts them back.
+var hostSysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"}
+
+func TestBuildArtifactsHACluster(t *testing.T) {
+	ctx := testContext(t, 25*time.Minute)
+	restoreSysctls(t)
+	cli := dockertest.Docker(t)
+	image := dockertest.NodeImage(t, cli)
+
+	// 1. The artifacts, timed on their own: cold on a fresh machine,
+	// from the cache afterwards.
+	root, err := artifacts.DefaultRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	userland, err := nodeimage.BaseTarball("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	set, cached, err := artifacts.Cache{Root: root}.Build(ctx, artifacts.BuildOptions{
+		Version: version, ImageRepository: imageRepository, Userland: userland, Log: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("TIMING artifacts build (cached=%v): %v", cached, time.Since(start).Round(time.Millisecond))
+	kubectl := set.Path(set.Binary("kubectl").Digest)
+
+	l := newLab(t, cli, image)
+	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, CacheDir: filepath.Dir(root)}
+
+	// 2. lab up, phase by phase.
+	ev := &events{}
+	opts.Report = ev
+	start = time.Now()
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		t.Fatalf("lab up: %v\n%s", err, ev.failures())
+	}
+	t.Logf("TIMING lab up: %v", time.Since(start).Round(time.Millisecond))
+	for _, p := range ev.phaseTimes() {
+		t.Logf("TIMING   phase %s", p)
+	}
+	kubeconfig := filepath.Join(l.stateRoot, l.name(), "admin.conf")
+
+	// 3. etcd: three voting members.
+	members := l.etcdMembers(t, ctx, "cp1")
+	if len(members) != 3 {
+		t.Errorf("etcd has %d members, want 3: %+v", len(members), members)
+	}
+	for _, m := range members {
+		if m.IsLearner {
+			t.Errorf("etcd member %s is still a learner", m.Name)
+		}
+	}
+
+	// 4. kubectl through the VIP: every node registered and Ready.
+	server := l.kubeconfigServer(t, kubeconfig)
+	if want := "https://" + l.lab.EndpointString(); server != want {
+		t.Errorf("kubeconfig server %s, want the VIP endpoint %s", server, want)
+	}
+	ready := nodesReady(t, ctx, kubectl, kubeconfig)
+	if len(ready) != 4 {
+		t.Errorf("Ready nodes %v, want cp1 cp2 cp3 w1", ready)
+	}
+
+	// 5. The images really are ours: the API server's pod runs the
+	// image lab built, by ID.
+	l.checkImages(t, ctx, set)
+
+	// 6. A ClusterIP service and cluster DNS: from the worker, CoreDNS
+	// answers through its ClusterIP (kube-proxy's rules, the pod network)
+	// with the ClusterIP of the kubernetes service, which answers too.
+	l.checkDNS(t, ctx)
+
+	// 7. Memory per node.
+	out := l.docker(t, ctx, "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, l.name()+"-") {
+			t.Logf("MEMORY %s", line)
+		}
+	}
+
+	// 8. A second lab up changes nothing.
+	again := &events{}
+	opts.Report = again
+	start = time.Now()
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		t.Fatalf("second lab up: %v\n%s", err, again.failures())
+	}
+	t.Logf("TIMING no-op lab up: %v", time.Since(start).Round(time.Millisecond))
+	if did := again.didWork(); len(did) > 0 {
+		t.Errorf("second lab up did work: %v", did)
+	}
+
+	// 9. Failover: stop the container holding the VIP; the API answers
+	// through the VIP again and etcd keeps quorum.
+	holder := l.vipHolder(t, ctx)
+	t.Logf("VIP holder: %s", holder)
+	start = time.Now()
+	l.docker(t, ctx, "stop", l.container(holder))
+	stopped := time.Since(start)
+	var lastErr error
+	ok := waitFor(ctx, 2*time.Minute, 100*time.Millisecond, func() bool {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, lastErr = run(c, kubectl, "--kubeconfig", kubeconfig, "--request-timeout", "2s", "get", "nodes")
+		return lastErr == nil
+	})
+	if !ok {
+		t.Fatalf("kubectl get nodes through the VIP failed for 2 minutes after stopping %s: %v", holder, lastErr)
+	}
+	t.Logf("TIMING failover seen by kubectl: %v after docker stop returned (the stop took %v)", time.Since(start)-stopped, stopped.Round(time.Millisecond))
+	survivor := "cp1"
+	if holder == "cp1" {
+		survivor = "cp2"
+	}
+	if health := l.etcdHealth(t, ctx, survivor); !strings.Contains(health, `"health":"true"`) {
+		t.Errorf("etcd on %s after losing %s: %s", survivor, holder, health)
+	}
+
+	// 10. Bring the node back, then lab reset must audit clean and lab
+	// down remove everything.
+	l.docker(t, ctx, "start", l.container(holder))
+	if err := l.prov.Create(ctx, l.lab); err != nil { // waits for its sshd
+		t.Fatal(err)
+	}
+	opts.Report = &events{}
+	if err := provision.Reset(ctx, l.lab, opts); err != nil {
+		t.Fatalf("lab reset: %v\n%s", err, opts.Report.(*events).failures())
+	}
+	if err := provision.Down(ctx, l.lab, opts); err != nil {
+		t.Fatalf("lab down: %v", err)
+	}
+	left := l.docker(t, ctx, "ps", "-a", "--filter", "label="+docker.LabelLab+"="+l.name(), "--format", "{{.Names}}")
+	left += l.docker(t, ctx, "network", "ls", "--filter", "label="+docker.LabelLab+"="+l.name(), "--format", "{{.Name}}")
+	left += l.docker(t, ctx, "volume", "ls", "--filter", "label="+docker.LabelLab+"="+l.name(), "--format", "{{.Name}}")
+	if strings.TrimSpace(left) != "" {
+		t.Errorf("lab down left: %s", left)
+	}
+}
+
+// testLab is the test's lab: its own name, subnet and state directory.
+type testLab struct {
+	t         *testing.T
+	cli       *dockercli.CLI
+	lab       *labfile.Lab
+	stateRoot string
+	prov      *docker.Provider
+}
+
+// newLab reserves a free 10.251.X.0/24 subnet by creating the lab's
+// network up front (Docker refuses overlapping subnets atomically) and
+// registers the deletion of everything the lab makes.
+func newLab(t *testing.T, cli *dockercli.CLI, image string) *testLab {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	l := &testLab{t: t, cli: cli, stateRoot: t.TempDir()}
+	name := "e2ec-" + randomHex(t, 3)
+	var lastErr error
+	for attempt := 0; attempt < 30; attempt++ {
+		octet := 1 + randomInt(t, 254)
+		lab, _, err := labfile.Parse(name+".yaml", []byte(labYAML(name, image, octet)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.lab = lab
+		if attempt == 0 {
+			t.Cleanup(l.teardown)
+		}
+		_, lastErr = cli.Run(ctx, "network", "create", "--driver", "bridge",
+			"--subnet", fmt.Sprintf("10.251.%d.0/24", octet), "--gateway", fmt.Sprintf("10.251.%d.1", octet),
+			"--label", docker.LabelLab+"="+name, "--label", docker.LabelNetwork+"=lab",
+			docker.NetworkName(lab, "lab"))
+		if lastErr == nil {
+			break
+		}
+		if !strings.Contains(strings.ToLower(lastErr.Error()), "overlap") {
+			t.Fatalf("reserve a subnet: %v", lastErr)
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("no free subnet: %v", lastErr)
+	}
+	prov, err := docker.New(docker.Options{StateDir: filepath.Join(l.stateRoot, name), Docker: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.prov = prov
+	return l
+}
+
+func labYAML(name, image string, octet int) string {
+	return fmt.Sprintf(`apiVersion: lab/v1alpha1
+kind: Lab
+metadata:
+  name: %[1]s
+provider:
+  type: docker
+  docker:
+    image: %[2]s
+networks:
+  - name: lab
+    cidr: 10.251.%[3]d.0/24
+kubernetes:
+  version: %[4]s
+  artifacts: build
+  imageRepository: %[5]s
+controlPlane:
+  mode: vip
+  vip: 10.251.%[3]d.10
+cni:
+  type: builtin
+nodes:
+  - name: cp1
+    roles: [control-plane]
+    addresses: {lab: 10.251.%[3]d.11}
+  - name: cp2
+    roles: [control-plane]
+    addresses: {lab: 10.251.%[3]d.12}
+  - name: cp3
+    roles: [control-plane]
+    addresses: {lab: 10.251.%[3]d.13}
+  - name: w1
+    roles: [worker]
+    addresses: {lab: 10.251.%[3]d.21}
+`, name, image, octet, version, imageRepository)
+}
+
+func (l *testLab) name() string { return l.lab.Metadata.Name }
+
+func (l *testLab) container(node string) string {
+	return docker.ContainerName(l.lab, l.lab.Node(node))
+}
+
+// teardown deletes the lab's containers, volumes and networks, pass or
+// fail; on failure it first logs the kubelets' last words.
+func (l *testLab) teardown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if l.t.Failed() {
+		for _, n := range l.lab.Nodes {
+			out, _ := l.cli.Run(ctx, "exec", l.container(n.Name), "journalctl", "--no-pager", "-n", "30", "-u", "kubelet", "-u", "lab-node")
+			l.t.Logf("%s: journal:\n%s", n.Name, out)
+		}
+	}
+	if err := l.prov.Delete(ctx, l.lab); err != nil {
+		l.t.Errorf("cleanup of lab %s: %v", l.name(), err)
+	}
+}
+
+func (l *testLab) exec(ctx context.Context, node, script string) (string, error) {
+	out, err := l.cli.Run(ctx, "exec", l.container(node), "sh", "-c", script)
+	return string(out), err
+}
+
+func (l *testLab) docker(t *testing.T, ctx context.Context, args ...string) string {
+	t.Helper()
+	out, err := l.cli.Run(ctx, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+type etcdMember struct {
+	Name      string `json:"name"`
+	IsLearner bool   `json:"isLearner"`
+}
+
+// etcdCurl asks the local etcd of node through its gRPC gateway, with
+// kubeadm's healthcheck client certificate.
+const etcdCurl = "curl -sS --max-time 5 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key "
+
+func (l *testLab) etcdMembers(t *testing.T, ctx context.Context, node string) []etcdMember {
+	t.Helper()
+	out, err := l.exec(ctx, node, etcdCurl+"-X POST -d '{}' https://127.0.0.1:2379/v3/cluster/member/list")
+	if err != nil {
+		t.Fatalf("etcd member list on %s: %v", node, err)
+	}
+	var resp struct{ Members []etcdMember }
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("etcd member list on %s: %v: %s", node, err, out)
+	}
+	return resp.Members
+}
+
+func (l *testLab) etcdHealth(t *testing.T, ctx context.Context, node string) string {
+	t.Helper()
+	var out string
+	waitFor(ctx, time.Minute, time.Second, func() bool {
+		out, _ = l.exec(ctx, node, etcdCurl+"https://127.0.0.1:2379/health")
+		return strings.Contains(out, `"health":"true"`)
+	})
+	return out
+}
+
+func (l *testLab) kubeconfigServer(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(line), "server: "); ok {
+			return s
+		}
+	}
+	t.Fatalf("%s names no server", path)
+	return ""
+}
+
+// nodesReady lists the Ready nodes kubectl sees through kubeconfig.
+func nodesReady(t *testing.T, ctx context.Context, kubectl, kubeconfig string) []string {
+	t.Helper()
+	out, err := run(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "nodes", "-o",
+		`jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+	if err != nil {
+		t.Fatalf("kubectl get nodes through the VIP: %v", err)
+	}
+	var ready []string
+	for _, line := range strings.Fields(out) {
+		if name, st, _ := strings.Cut(line, "="); st == "True" {
+			ready = append(ready, name)
+		}
+	}
+	sort.Strings(ready)
+	return ready
+}
+
+// checkImages proves that containerd on cp1 runs the API server from the
+// image lab built (same ID) and that the kubelet pulled nothing.
+func (l *testLab) checkImages(t *testing.T, ctx context.Context, set *artifacts.Set) {
+	t.Helper()
+	var apiserver artifacts.Image
+	for _, im := range set.Images {
+		if strings.Contains(im.Ref, "/kube-apiserver:") {
+			apiserver = im
+		}
+	}
+	out, err := l.exec(ctx, "cp1", "ctr -n k8s.io containers ls | grep -F "+apiserver.Ref+" | wc -l; journalctl -u kubelet --no-pager | grep -ci 'pulling image' || true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 || f[0] == "0" {
+		t.Errorf("cp1 runs no container of %s: %q", apiserver.Ref, out)
+	}
+	if len(f) == 2 && f[1] != "0" {
+		t.Errorf("the kubelet on cp1 pulled images (%s times)", f[1])
+	}
+}
+
+// checkDNS queries CoreDNS's ClusterIP from the worker with a small
+// static Go resolver (the nodes have no DNS client) for the kubernetes
+// service, then reaches the API server at the address it answered.
+func (l *testLab) checkDNS(t *testing.T, ctx context.Context) {
+	t.Helper()
+	probe := filepath.Join(t.TempDir(), "dnsprobe")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", probe, "./testdata/dnsprobe")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build dnsprobe: %v\n%s", err, out)
+	}
+	l.docker(t, ctx, "cp", probe, l.container("w1")+":/tmp/dnsprobe")
+	dns := l.lab.Kubernetes.ServiceSubnet
+	// CoreDNS's service is the tenth address of the service range.
+	dnsIP := strings.TrimSuffix(strings.Split(dns, "/")[0], "0") + "10"
+	name := "kubernetes.default.svc." + l.lab.Kubernetes.DNSDomain
+	var out string
+	var err error
+	ok := waitFor(ctx, 3*time.Minute, 2*time.Second, func() bool {
+		out, err = l.exec(ctx, "w1", "/tmp/dnsprobe "+dnsIP+":53 "+name)
+		return err == nil
+	})
+	if !ok {
+		t.Errorf("CoreDNS at %s did not answer for %s from w1: %v %s", dnsIP, name, err, out)
+		return
+	}
+	addr := strings.TrimSpace(out)
+	t.Logf("DNS: %s = %s (asked %s from w1)", name, addr, dnsIP)
+	if code, err := l.exec(ctx, "w1", "curl -sk -o /dev/null -w '%{http_code}' --max-time 5 https://"+addr+":443/livez"); err != nil || strings.TrimSpace(code) != "200" {
+		t.Errorf("the kubernetes service at %s from w1: %q %v", addr, code, err)
+	}
+}
+
+// vipHolder is the one node whose interfaces carry the VIP.
+func (l *testLab) vipHolder(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	var holders []string
+	waitFor(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
+		holders = nil
+		for _, n := range l.lab.Nodes {
+			out, err := l.exec(ctx, n.Name, "ip -4 -o addr show")
+			if err == nil && strings.Contains(out, " "+l.lab.ControlPlane.VIP+"/") {
+				holders = append(holders, n.Name)
+			}
+		}
+		return len(holders) == 1
+	})
+	if len(holders) != 1 {
+		t.Fatalf("VIP holders: %v, want exactly one", holders)
+	}
+	return holders[0]
+}
+
+// restoreSysctls puts back, when the test ends, the host settings the
+// nodes' kubelets change.
+func restoreSysctls(t *testing.T) {
+	saved := map[string][]byte{}
+	for _, k := range hostSysctls {
+		p := "/proc/sys/" + k
+		v, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[p] = v
+	}
+	t.Cleanup(func() {
+		for p, v := range saved {
+			if err := os.WriteFile(p, v, 0o644); err != nil {
+				t.Errorf("restore %s: %v", p, err)
+			}
+		}
+	})
+}
+
+func run(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// events collects a run's progress events.
+type events struct {
+	mu   sync.Mutex
+	list []phase.Event
+}
+
+func (e *events) Event(ev phase.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, ev)
+}
+
+func (e *events) failures() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range e.list {
+		if ev.Kind == phase.NodeFail || ev.Kind == phase.PhaseFail {
+			fmt.Fprintf(&b, "  %s %s %s: %s\n", ev.Kind, ev.Phase, ev.Node, ev.Message)
+		}
+	}
+	return b.String()
+}
+
+// phaseTimes lists each phase with how long it took.
+func (e *events) phaseTimes() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, ev := range e.list {
+		if ev.Kind == phase.PhaseDone {
+			out = append(out, fmt.Sprintf("%-20s %v", ev.Phase, ev.Elapsed.Round(time.Millisecond)))
+		}
+	}
+	return out
+}
+
+// didWork lists the nodes a run changed: node-done events (work done,
+// not skipped) outside the phases that only read.
+func (e *events) didWork() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, ev := range e.list {
+		if ev.Node == "" || ev.Phase == "connect" || ev.Phase == "facts" || ev.Phase == "preflight" {
+			continue
+		}
+		if ev.Kind == phase.NodeDone || ev.Kind == phase.NodeFail {
+			out = append(out, ev.Phase+" "+ev.Node)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond every interval until it holds or timeout passes.
+func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(interval):
+		}
+	}
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func randomHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func randomInt(t *testing.T, n int) int {
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(v.Int64())
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
