@@ -82,6 +82,12 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	prov := o.Provider
+	if prov == nil {
+		if prov, err = newProvider(l, o, dir.Path()); err != nil {
+			return nil, err
+		}
+	}
 	var lock *state.Lock
 	var stale string
 	if !o.readOnly {
@@ -96,33 +102,19 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	if stale != "" {
 		rep.Event(phase.Event{Kind: phase.Info, Message: "took over the lock left by " + stale + ", which is no longer running"})
 	}
-	s := &session{lab: l, opts: o, dir: dir, lock: lock, rep: rep, nodes: map[string]provider.NodeInfo{}}
-	s.prov = o.Provider
-	if s.prov == nil {
-		switch l.Provider.Type {
-		case labfile.ProviderDocker:
-			p, err := docker.New(docker.Options{StateDir: dir.Path()})
-			if err != nil {
-				if lock != nil {
-					lock.Unlock()
-				}
-				return nil, err
-			}
-			s.prov = p
-		case labfile.ProviderStatic:
-			s.prov = static.Provider{}
-		case labfile.ProviderVagrant:
-			p, err := vagrant.New(vagrant.Options{StateDir: dir.Path(), Vagrantfile: o.Vagrantfile})
-			if err != nil {
-				if lock != nil {
-					lock.Unlock()
-				}
-				return nil, err
-			}
-			s.prov = p
-		}
+	return &session{lab: l, opts: o, dir: dir, lock: lock, prov: prov, rep: rep, nodes: map[string]provider.NodeInfo{}}, nil
+}
+
+// newProvider makes the provider the lab file names.
+func newProvider(l *labfile.Lab, o Options, stateDir string) (provider.Provider, error) {
+	switch l.Provider.Type {
+	case labfile.ProviderDocker:
+		return docker.New(docker.Options{StateDir: stateDir})
+	case labfile.ProviderVagrant:
+		return vagrant.New(vagrant.Options{StateDir: stateDir, Vagrantfile: o.Vagrantfile})
+	default:
+		return static.Provider{}, nil
 	}
-	return s, nil
 }
 
 // openReadOnly is open without the lock, for commands that only look.
