@@ -136,7 +136,7 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return false, err
 				}
-				return c.inPlace(ctx, node, files, "systemctl is-active --quiet lab-node")
+				return c.inPlace(ctx, node, files, freshCheck("lab-node", labNodePath, labNodeUnit))
 			},
 			Run: func(ctx context.Context, node string) error {
 				files, err := c.labNodeFiles(node)

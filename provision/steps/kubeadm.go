@@ -146,6 +146,22 @@ func (c *Cluster) apiHealthy(ctx context.Context, node string) bool {
 	return err == nil
 }
 
+// waitAPIHealthy waits until apiHealthy holds, or timeout passes.
+func (c *Cluster) waitAPIHealthy(ctx context.Context, node string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for !c.apiHealthy(ctx, node) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+	return true
+}
+
 // Init runs kubeadm init on the first control plane, with the certificates
 // uploaded (encrypted with the lab's certificate key) for the others.
 func (c *Cluster) Init() phase.Phase {
@@ -169,8 +185,10 @@ func (c *Cluster) Init() phase.Phase {
 				"kubeadm "+strings.Join(kubeadm.InitArgs(c.Lab), " ")); err != nil {
 				return err
 			}
-			if !c.apiHealthy(ctx, node) {
-				return errors.New("kubeadm init finished but the API server does not answer /readyz")
+			// kubeadm waits for the local API server; the endpoint (the
+			// VIP's HAProxy) sends to it once its health check passes.
+			if !c.waitAPIHealthy(ctx, node, time.Minute) {
+				return errors.New("kubeadm init finished but the API server does not answer /readyz through the endpoint within a minute")
 			}
 			return nil
 		},

@@ -42,7 +42,7 @@ func (c *Cluster) LoadBalancer() phase.Phase {
 			if err != nil {
 				return false, err
 			}
-			return c.inPlace(ctx, node, files, "systemctl is-active --quiet haproxy && systemctl is-active --quiet keepalived")
+			return c.inPlace(ctx, node, files, freshCheck("haproxy", templates.HAProxyConfigPath)+" && "+freshCheck("keepalived", templates.KeepalivedConfigPath))
 		},
 		Run: func(ctx context.Context, node string) error {
 			files, err := c.lbFiles(node)
@@ -73,8 +73,10 @@ func (c *Cluster) LoadBalancer() phase.Phase {
 
 // installLBScript judges the staged configs, installs each one that differs
 // from the live one (copy beside it, then rename), and restarts only the
-// services whose config changed. Keepalived keeps a stale pid file after a
-// crash and then refuses to start, so one without a live process goes.
+// services whose config changed or that started before their config was
+// written (a run killed between install and restart). Keepalived keeps a
+// stale pid file after a crash and then refuses to start, so one without a
+// live process goes.
 func installLBScript() string {
 	hc, kc := templates.HAProxyConfigPath, templates.KeepalivedConfigPath
 	hs, ks := path.Join(stagingDir, path.Base(hc)), path.Join(stagingDir, path.Base(kc))
@@ -93,11 +95,11 @@ for p in /run/keepalived.pid /run/vrrp.pid; do
 	if [ -f $p ] && ! kill -0 "$(cat $p)" 2>/dev/null; then rm -f $p; fi
 done
 systemctl enable --quiet haproxy keepalived
-if [ "$h" = changed ] || ! systemctl is-active --quiet haproxy; then systemctl restart haproxy; fi
-if [ "$k" = changed ] || ! systemctl is-active --quiet keepalived; then systemctl restart keepalived; fi
+if [ "$h" = changed ] || ! %[5]s; then systemctl restart haproxy; fi
+if [ "$k" = changed ] || ! %[6]s; then systemctl restart keepalived; fi
 systemctl is-active --quiet haproxy || { systemctl status --no-pager haproxy >&2; exit 1; }
 systemctl is-active --quiet keepalived || { systemctl status --no-pager keepalived >&2; exit 1; }
-`, hs, ks, hc, kc)
+`, hs, ks, hc, kc, freshCheck("haproxy", hc), freshCheck("keepalived", kc))
 }
 
 // VIPHolders asks every load-balancer node whether it holds the VIP.

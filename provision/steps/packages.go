@@ -97,15 +97,10 @@ func (c *Cluster) Packages() phase.Phase {
 			if err != nil {
 				return false, err
 			}
-			if ok, err := c.filesMatch(ctx, node, files); err != nil || !ok {
-				return false, err
+			if len(files) == 0 {
+				return true, nil
 			}
-			if len(files) > 0 {
-				if _, err := conn.Run(ctx, "systemctl is-active --quiet containerd"); err != nil {
-					return false, nil
-				}
-			}
-			return true, nil
+			return c.inPlace(ctx, node, files, freshCheck("containerd", templates.ContainerdConfigPath))
 		},
 		Run: func(ctx context.Context, node string) error {
 			conn, err := c.Conn(ctx, node)
@@ -146,6 +141,8 @@ func (c *Cluster) Packages() phase.Phase {
 			cmd := "systemctl enable --now containerd"
 			if changed > 0 {
 				cmd += " && systemctl restart containerd"
+			} else {
+				cmd += " && { " + freshCheck("containerd", templates.ContainerdConfigPath) + " || systemctl restart containerd; }"
 			}
 			_, err = conn.Run(ctx, cmd)
 			return err

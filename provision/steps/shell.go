@@ -2,6 +2,7 @@ package steps
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"encoding/hex"
 	"strings"
 )
@@ -18,4 +19,15 @@ func sedq(s string) string {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// freshCheck is a shell command that succeeds when unit is active and was
+// started no earlier than each file was last written: the service runs the
+// configuration on disk. A lab up killed between installing a file and
+// restarting its service leaves the file in place and the service stale;
+// this is how the next run notices. (Timestamps have one-second
+// resolution.)
+func freshCheck(unit string, files ...string) string {
+	return fmt.Sprintf(`(systemctl is-active --quiet %[1]s && t=$(systemctl show -p ActiveEnterTimestamp --value %[1]s) && [ -n "$t" ] && s=$(date -d "$t" +%%s) && for f in %[2]s; do [ "$(stat -c %%Y "$f")" -le "$s" ] || exit 1; done)`,
+		shq(unit), strings.Join(quoteAll(files), " "))
 }
