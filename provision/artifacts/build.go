@@ -144,6 +144,13 @@ func (c Cache) Build(ctx context.Context, o BuildOptions) (set *Set, cached bool
 		}
 	}
 
+	// Scratch directories of builds that were killed: nobody else can be
+	// using them while the lock is held.
+	if stale, _ := filepath.Glob(filepath.Join(dir, "build-*")); len(stale) > 0 {
+		for _, d := range stale {
+			os.RemoveAll(d)
+		}
+	}
 	work, err := os.MkdirTemp(dir, "build-")
 	if err != nil {
 		return nil, false, fmt.Errorf("build artifacts: %w", err)

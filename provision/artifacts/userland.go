@@ -221,7 +221,9 @@ func (b *builder) iptables() ([]layerEntry, error) {
 	}
 	var exts []string
 	for name, e := range r.entries {
-		if path.Dir(name) == extDir && e.hdr.Typeflag == tar.TypeReg && strings.HasSuffix(name, ".so") {
+		// Some extensions are links to others (libipt_DNAT.so →
+		// libxt_DNAT.so): iptables looks for both names.
+		if path.Dir(name) == extDir && (e.hdr.Typeflag == tar.TypeReg || e.hdr.Typeflag == tar.TypeSymlink) && strings.HasSuffix(name, ".so") {
 			exts = append(exts, name)
 		}
 	}

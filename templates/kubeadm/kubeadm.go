@@ -397,15 +397,28 @@ func kubeletConfiguration() map[string]any {
 // with the builtin datapath, traffic between pods on a node is redirected in
 // eBPF and never enters conntrack, so replies from a Service's backend are
 // only un-NATed if kube-proxy masquerades every Service connection.
+//
+// Container nodes share the host's connection-tracking table, whose size
+// only the host may set: kube-proxy would stop with "open
+// /proc/sys/net/netfilter/nf_conntrack_max: permission denied" (or, on a
+// privileged node, resize the host's table). maxPerCore 0 leaves it be.
 func kubeProxyConfiguration(l *labfile.Lab) map[string]any {
-	if !l.Kubernetes.KubeProxyEnabled() || l.CNI.Type != labfile.CNIBuiltin {
+	if !l.Kubernetes.KubeProxyEnabled() {
 		return nil
 	}
-	return map[string]any{
-		"apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-		"kind":       "KubeProxyConfiguration",
-		"iptables":   map[string]any{"masqueradeAll": true},
+	cfg := map[string]any{}
+	if l.CNI.Type == labfile.CNIBuiltin {
+		cfg["iptables"] = map[string]any{"masqueradeAll": true}
 	}
+	if l.Provider.Type == labfile.ProviderDocker {
+		cfg["conntrack"] = map[string]any{"maxPerCore": 0}
+	}
+	if len(cfg) == 0 {
+		return nil
+	}
+	cfg["apiVersion"] = "kubeproxy.config.k8s.io/v1alpha1"
+	cfg["kind"] = "KubeProxyConfiguration"
+	return cfg
 }
 
 // encode writes objects as one YAML stream. kubeadm objects go through

