@@ -14,6 +14,13 @@ import (
 // such files and the audit looks for them.
 const labMarker = "Rendered by lab"
 
+// renderedPaths are the files lab renders onto nodes; reset removes each one
+// that still carries lab's header (a file the user replaced stays).
+var renderedPaths = []string{
+	templates.HAProxyConfigPath, templates.KeepalivedConfigPath, templates.CheckScriptPath,
+	templates.ContainerdConfigPath, templates.CrictlConfigPath, templates.SysctlPath, templates.ModulesPath,
+}
+
 // wipedPaths are directories and files Kubernetes, the CNI and lab leave.
 var wipedPaths = []string{
 	"/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/cni/net.d",
@@ -38,10 +45,13 @@ func resetScript(vip netip.Addr, cri string) string {
 	// Pods kubeadm reset left to the runtime.
 	s.WriteString("if command -v crictl >/dev/null 2>&1 && [ -S /run/containerd/containerd.sock ]; then crictl rmp -af >/dev/null 2>&1 || true; fi\n")
 	s.WriteString("for m in $(awk '$2 ~ \"^/var/lib/kubelet\" {print $2}' /proc/mounts | sort -r); do umount -l \"$m\" 2>/dev/null || true; done\n")
-	fmt.Fprintf(&s, "rm -rf %s\n", strings.Join(quoteAll(wipedPaths), " "))
-	for _, p := range []string{templates.HAProxyConfigPath, templates.KeepalivedConfigPath, templates.CheckScriptPath} {
+	for _, p := range renderedPaths {
 		fmt.Fprintf(&s, "grep -qs %s %s && rm -f %s\n", shq(labMarker), shq(p), shq(p))
 	}
+	// containerd goes back to its defaults with lab's config gone; it
+	// recreates its CNI directory when it starts, so that goes after.
+	fmt.Fprintf(&s, "[ -e %s ] || systemctl try-restart containerd 2>/dev/null || true\n", shq(templates.ContainerdConfigPath))
+	fmt.Fprintf(&s, "rm -rf %s\n", strings.Join(quoteAll(wipedPaths), " "))
 	if vip.IsValid() {
 		fmt.Fprintf(&s, "ip -4 -o addr show | awk '$4 ~ \"^%s/\" {print $2, $4}' | while read dev addr; do ip addr del \"$addr\" dev \"$dev\"; done\n", strings.ReplaceAll(vip.String(), ".", "\\\\."))
 	}
@@ -76,8 +86,9 @@ func quoteAll(ss []string) []string {
 func auditScript(vip netip.Addr) string {
 	var s strings.Builder
 	s.WriteString("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
-	fmt.Fprintf(&s, "for p in %s; do [ -e \"$p\" ] && echo \"file $p\"; done\n", strings.Join(quoteAll(wipedPaths), " "))
-	for _, p := range []string{templates.HAProxyConfigPath, templates.KeepalivedConfigPath, templates.CheckScriptPath} {
+	// An empty directory is no trace: containerd makes /etc/cni/net.d.
+	fmt.Fprintf(&s, "for p in %s; do [ -e \"$p\" ] && ! { [ -d \"$p\" ] && [ -z \"$(ls -A \"$p\")\" ]; } && echo \"file $p\"; done\n", strings.Join(quoteAll(wipedPaths), " "))
+	for _, p := range renderedPaths {
 		fmt.Fprintf(&s, "grep -qs %s %s && echo \"file %s (rendered by lab)\"\n", shq(labMarker), shq(p), p)
 	}
 	if vip.IsValid() {
@@ -117,7 +128,8 @@ func (c *Cluster) Reset() phase.Phase {
 		},
 		Describe: func(string) []string {
 			return []string{"kubeadm reset -f", "stop kubelet, lab-node, keepalived, haproxy", "rm -rf " + strings.Join(wipedPaths, " "),
-				"remove lab's load-balancer configs, the VIP, KUBE-*/CILIUM-* rules, IPVS services, lab's /etc/hosts block"}
+				"remove the files lab rendered (" + strings.Join(renderedPaths, ", ") + ")",
+				"remove the VIP, KUBE-*/CILIUM-* rules, IPVS services, lab's /etc/hosts block"}
 		},
 	}
 }
