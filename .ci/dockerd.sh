@@ -32,6 +32,19 @@ fi
 
 answers() { "$docker" -H "$host" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
+# Every node container runs systemd, and each systemd takes inotify
+# instances from one host-wide pool (default 128): a few labs at once and
+# nodes die at boot with "Too many open files". Raise the pool, never lower.
+raise() {
+	local cur
+	cur=$(cat "/proc/sys/$1" 2>/dev/null) || return 0
+	if [ "$cur" -lt "$2" ]; then sysctl -qw "$(echo "$1" | tr / .)=$2" 2>/dev/null || true; fi
+}
+if [ "$(id -u)" = 0 ]; then
+	raise fs/inotify/max_user_instances 8192
+	raise fs/inotify/max_user_watches 524288
+fi
+
 if answers; then
 	echo "$host"
 	exit 0
