@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -167,6 +168,10 @@ func (s *session) transport() (*ssh.Transport, error) {
 		KnownHosts: s.dir.KnownHosts(),
 		Policy:     ssh.Policy(l.SSH.KnownHosts),
 		Jumps:      jumps,
+		// Container nodes answer SSH within seconds of Create; a stopped
+		// or unreachable one should fail the phase soon, not after the
+		// two minutes a booting VM may need.
+		ConnectTimeout: connectTimeout(l),
 		Output: func(line ssh.Line) {
 			s.rep.Event(phase.Event{Kind: phase.Log, Node: line.Node, Message: line.Text})
 		},
@@ -311,4 +316,11 @@ func (o Options) artifacts() steps.Artifacts {
 		}
 	}
 	return a
+}
+
+func connectTimeout(l *labfile.Lab) time.Duration {
+	if l.Provider.Type == labfile.ProviderDocker {
+		return 30 * time.Second
+	}
+	return 2 * time.Minute
 }
