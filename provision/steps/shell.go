@@ -2,8 +2,8 @@ package steps
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"strings"
 )
 
