@@ -49,6 +49,9 @@ type Cluster struct {
 	join  join
 	// reports are the preflight phase's kernel reports, by node.
 	reports map[string]preflight.Report
+	// rbac grants lab-node read access to Nodes once per run.
+	rbac    sync.Once
+	rbacErr error
 }
 
 // NewCluster starts the shared state of a command on lab l.

@@ -66,6 +66,46 @@ RestartSec=2
 WantedBy=multi-user.target
 `
 
+// nodeReadRBAC lets every node read every Node object: lab-node routes to
+// the other nodes' pod CIDRs, and since Kubernetes 1.34 the node
+// authorizer alone lets a kubelet read only its own Node.
+const nodeReadRBAC = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: lab-node
+  labels: {app.kubernetes.io/managed-by: lab}
+rules:
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: lab-node
+  labels: {app.kubernetes.io/managed-by: lab}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: lab-node
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:nodes
+`
+
+// grantNodeRead applies nodeReadRBAC once per run, from the first control
+// plane.
+func (c *Cluster) grantNodeRead(ctx context.Context) error {
+	c.rbac.Do(func() {
+		_, c.rbacErr = c.run(ctx, c.firstControlPlane(), kubectl+"apply -f - >/dev/null <<'EOF'\n"+nodeReadRBAC+"EOF")
+		if c.rbacErr != nil {
+			c.rbacErr = fmt.Errorf("letting lab-node read Node objects: %w", c.rbacErr)
+		}
+	})
+	return c.rbacErr
+}
+
 func (c *Cluster) labNodeFiles(node string) ([]templates.File, error) {
 	f, err := c.Facts(node)
 	if err != nil {
@@ -141,6 +181,9 @@ func (c *Cluster) CNI() phase.Phase {
 			Run: func(ctx context.Context, node string) error {
 				files, err := c.labNodeFiles(node)
 				if err != nil {
+					return err
+				}
+				if err := c.grantNodeRead(ctx); err != nil {
 					return err
 				}
 				_, err = c.install(ctx, node, files, "systemctl daemon-reload && systemctl enable --quiet lab-node && systemctl restart lab-node && "+

@@ -86,28 +86,14 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	l := newLab(t, cli, image)
 	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, CacheDir: filepath.Dir(root)}
 
-	// 2. lab up, phase by phase. The builtin datapath's daemon reads
-	// every Node with the kubelet's credentials, which Kubernetes 1.34's
-	// node authorizer refuses ("can only read its own Node object"); until
-	// the cni phase grants it, the test does, between the joins and cni.
+	// 2. lab up, phase by phase.
 	ev := &events{}
 	opts.Report = ev
-	opts.Until = "join-worker"
-	start = time.Now()
-	if err := provision.Up(ctx, l.lab, opts); err != nil {
-		t.Fatalf("lab up --until join-worker: %v\n%s", err, ev.failures())
-	}
-	took := time.Since(start)
-	if out, err := l.exec(ctx, "cp1", labNodeRBAC); err != nil {
-		t.Fatalf("grant lab-node read access to Nodes: %v\n%s", err, out)
-	}
-	opts.Until = ""
 	start = time.Now()
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
 		t.Fatalf("lab up: %v\n%s", err, ev.failures())
 	}
-	t.Logf("TIMING lab up: %v (until join-worker %v, then the rest %v)", (took + time.Since(start)).Round(time.Millisecond),
-		took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("TIMING lab up: %v", time.Since(start).Round(time.Millisecond))
 	for _, p := range ev.phaseTimes() {
 		t.Logf("TIMING   phase %s", p)
 	}
@@ -240,32 +226,6 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 		t.Errorf("lab down left: %s", left)
 	}
 }
-
-// labNodeRBAC lets the nodes list and watch Node objects, which the
-// builtin datapath's daemon needs and the node authorizer alone refuses.
-const labNodeRBAC = `kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f - <<'EOF'
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: lab-e2e-nodes-read-nodes
-rules:
-- apiGroups: [""]
-  resources: [nodes]
-  verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: lab-e2e-nodes-read-nodes
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: lab-e2e-nodes-read-nodes
-subjects:
-- apiGroup: rbac.authorization.k8s.io
-  kind: Group
-  name: system:nodes
-EOF`
 
 // testLab is the test's lab: its own name, subnet and state directory.
 type testLab struct {
