@@ -108,6 +108,9 @@ func (p *Provider) Create(ctx context.Context, lab *labfile.Lab) error {
 	if err != nil {
 		return err
 	}
+	if err := p.saveHostSysctls(); err != nil {
+		return fmt.Errorf("save the host's sysctls: %w", err)
+	}
 	image := lab.Provider.Docker.Image
 	if _, err := p.cli.Run(ctx, "image", "inspect", "--format", "{{.Id}}", image); err != nil {
 		if dockercli.IsNotFound(err) {
@@ -543,5 +546,6 @@ func (p *Provider) Delete(ctx context.Context, lab *labfile.Lab) error {
 			return fmt.Errorf("delete %s of lab %s: %w", s.what, lab.Metadata.Name, err)
 		}
 	}
-	return nil
+	// With the kubelets gone, the host's settings they changed go back.
+	return p.restoreHostSysctls()
 }
