@@ -353,7 +353,10 @@ func (v *validator) kubernetes() {
 		v.errorf("kubernetes.dnsDomain", "e.g. cluster.local", "%q is not a DNS domain", k.DNSDomain)
 	}
 	switch k.Artifacts {
-	case ArtifactsPackages, ArtifactsRelease, ArtifactsBuild:
+	case ArtifactsPackages, ArtifactsBuild:
+	case ArtifactsRelease:
+		v.errorf("kubernetes.artifacts", "use packages (repositories on each node) or build (from source, for offline nodes)",
+			"the release source (official downloads gathered once) is not implemented yet")
 	default:
 		v.errorf("kubernetes.artifacts", "use packages, release or build", "unknown artifact source %q", k.Artifacts)
 	}
