@@ -241,13 +241,7 @@ func (c conn) Upload(ctx context.Context, files []templates.File) (int, error) {
 	for i, f := range files {
 		up[i] = ssh.File{Dst: f.Path, Data: f.Content, Mode: f.Mode}
 	}
-	st, err := c.c.Upload(ctx, up...)
-	// Big transfers (lab-node, helm, images) say how fast they went.
-	if err == nil && st.Bytes >= 1<<20 {
-		c.rep.Event(phase.Event{Kind: phase.Progress, Node: c.node, Bytes: st.Bytes, Elapsed: st.Elapsed,
-			Message: fmt.Sprintf("(%d files written, %d unchanged)", st.Written, st.Files-st.Written-st.Fixed)})
-	}
-	return st.Written + st.Fixed, err
+	return c.upload(ctx, up)
 }
 
 // UploadLocal implements steps.LocalUploader: files are streamed from disk
@@ -257,8 +251,13 @@ func (c conn) UploadLocal(ctx context.Context, files []steps.LocalFile) (int, er
 	for i, f := range files {
 		up[i] = ssh.File{Dst: f.Dst, Src: f.Src, Mode: f.Mode}
 	}
-	st, err := c.c.Upload(ctx, up...)
-	// Big transfers (lab-node, helm, images) say how fast they went.
+	return c.upload(ctx, up)
+}
+
+// upload sends files and returns how many it wrote or fixed. Big transfers
+// (lab-node, helm, Kubernetes binaries and images) say how fast they went.
+func (c conn) upload(ctx context.Context, files []ssh.File) (int, error) {
+	st, err := c.c.Upload(ctx, files...)
 	if err == nil && st.Bytes >= 1<<20 {
 		c.rep.Event(phase.Event{Kind: phase.Progress, Node: c.node, Bytes: st.Bytes, Elapsed: st.Elapsed,
 			Message: fmt.Sprintf("(%d files written, %d unchanged)", st.Written, st.Files-st.Written-st.Fixed)})

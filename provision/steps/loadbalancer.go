@@ -17,15 +17,7 @@ import (
 const stagingDir = "/etc/lab/staging"
 
 func (c *Cluster) lbFiles(node string) ([]templates.File, error) {
-	f, err := c.Facts(node)
-	if err != nil {
-		return nil, err
-	}
-	all, err := templates.NodeFiles(c.Lab, c.node(node), templates.Facts{Interface: f.Interface})
-	if err != nil {
-		return nil, err
-	}
-	return pick(all, templates.HAProxyConfigPath, templates.KeepalivedConfigPath, templates.CheckScriptPath), nil
+	return c.rendered(node, templates.HAProxyConfigPath, templates.KeepalivedConfigPath, templates.CheckScriptPath)
 }
 
 // LoadBalancer renders HAProxy and Keepalived for each load-balancer node,

@@ -60,19 +60,10 @@ func missingPrograms(ctx context.Context, conn Conn, want map[string]string) ([]
 }
 
 func (c *Cluster) runtimeFiles(node string) ([]templates.File, error) {
-	n := c.node(node)
-	if !isKube(n) {
+	if !isKube(c.node(node)) {
 		return nil, nil
 	}
-	f, err := c.Facts(node)
-	if err != nil {
-		return nil, err
-	}
-	all, err := templates.NodeFiles(c.Lab, n, templates.Facts{Interface: f.Interface})
-	if err != nil {
-		return nil, err
-	}
-	return pick(all, templates.ContainerdConfigPath, templates.CrictlConfigPath), nil
+	return c.rendered(node, templates.ContainerdConfigPath, templates.CrictlConfigPath)
 }
 
 // Packages installs the container runtime and load-balancer packages from

@@ -64,18 +64,23 @@ func hostsBlock(l *labfile.Lab) string {
 	return b.String()
 }
 
-// osFiles are the files the os phase owns on node.
-func (c *Cluster) osFiles(node string) ([]templates.File, error) {
-	n := c.node(node)
+// rendered returns the files at paths that node receives, rendered with
+// the facts gathered from it.
+func (c *Cluster) rendered(node string, paths ...string) ([]templates.File, error) {
 	f, err := c.Facts(node)
 	if err != nil {
 		return nil, err
 	}
-	all, err := templates.NodeFiles(c.Lab, n, templates.Facts{Interface: f.Interface})
+	all, err := templates.NodeFiles(c.Lab, c.node(node), templates.Facts{Interface: f.Interface})
 	if err != nil {
 		return nil, err
 	}
-	return pick(all, templates.SysctlPath, templates.ModulesPath), nil
+	return pick(all, paths...), nil
+}
+
+// osFiles are the files the os phase owns on node.
+func (c *Cluster) osFiles(node string) ([]templates.File, error) {
+	return c.rendered(node, templates.SysctlPath, templates.ModulesPath)
 }
 
 func pick(files []templates.File, paths ...string) []templates.File {
