@@ -16,8 +16,9 @@
 //
 // The node's uplink carries one program:
 //
-//   from_uplink (ingress): a packet for a pod on this node goes straight
-//             into the pod; everything else goes to the host stack.
+//   from_uplink (ingress): a packet from another node's pod for a pod on
+//             this node goes straight into the pod; everything else goes
+//             to the host stack.
 //
 // Only IPv4 is handled; every other packet (ARP, IPv6, ...) goes to the
 // host stack unchanged, so the kernel's plain path is always the fallback.
@@ -231,7 +232,20 @@ int from_uplink(struct __sk_buff *skb)
 	struct iphdr *ip;
 	struct endpoint *dst;
 
+	struct cidr_key key;
+
 	if (!parse(skb, &eth, &ip) || ip->ttl <= 1)
+		return TC_ACT_OK;
+
+	// Only pod-to-pod traffic takes the fast path, the same both ways:
+	// from_pod on the other node sent it past that node's conntrack, and
+	// the reply will go back past ours. Anything else for a pod (from a
+	// node address, or NATed by kube-proxy) goes through the host stack,
+	// so that conntrack sees both directions: a reply whose request it
+	// never saw is INVALID, and kube-proxy drops INVALID packets.
+	key.prefixlen = 32;
+	key.addr = ip->saddr;
+	if (!bpf_map_lookup_elem(&remote_cidrs, &key))
 		return TC_ACT_OK;
 
 	dst = bpf_map_lookup_elem(&endpoints, &ip->daddr);
