@@ -1,0 +1,29 @@
+package provision
+
+import (
+	"context"
+
+	"github.com/labctl/lab/bpf/preflight"
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/steps"
+)
+
+// Doctor runs the kernel check of the lab's datapath on every cluster node
+// and returns each node's report, also when some lack what is needed (the
+// error then says which).
+func Doctor(ctx context.Context, l *labfile.Lab, o Options) ([]preflight.Report, error) {
+	o.readOnly = true
+	s, err := open(l, o, "doctor")
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.refreshNodes(ctx); err != nil {
+		return nil, err
+	}
+	c := steps.NewCluster(l, s.dir, s, s.rep)
+	c.Artifacts = o.artifacts()
+	err = (&phase.Engine{Report: s.rep, Limit: o.Limit}).Run(ctx, []phase.Phase{c.Connect(), c.GatherFacts(), c.Preflight()})
+	return c.PreflightReports(), err
+}
