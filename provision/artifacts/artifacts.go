@@ -15,8 +15,11 @@
 // Set and an unchanged one is found again without work. Blobs are verified
 // against their digest whenever a Set is loaded.
 //
-// The `build` source (Build) makes every artifact from source through the
-// Go module proxy, for machines that reach no image registry.
+// The `release` source (Release) gathers the official downloads and
+// images; the `build` source (Build) makes every artifact from source
+// through the Go module proxy, for machines that reach no image registry.
+// Bundles (WriteBundle, ReadBundle) carry Sets to machines that can do
+// neither.
 package artifacts
 
 import (
@@ -27,8 +30,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"io/fs"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Binary is a program installed on nodes.
@@ -57,6 +62,9 @@ type Image struct {
 	// ControlPlane is true for images only control planes run (API
 	// server, controller manager, scheduler, etcd).
 	ControlPlane bool `json:"controlPlane,omitempty"`
+	// Pulled is the registry manifest the release source pulled, as
+	// repository@sha256:...; empty for built images.
+	Pulled string `json:"pulled,omitempty"`
 }
 
 // Set is every artifact one lab needs, as gathered by one source.
@@ -139,6 +147,64 @@ func (c Cache) Load(version, key string) (*Set, error) {
 		}
 	}
 	return &s, nil
+}
+
+// Query says which Set a lab needs: what the Set is for, not how it was
+// made, so that a Set imported from a bundle (made elsewhere, with another
+// Go toolchain or mirror) serves the lab as well as one made here.
+type Query struct {
+	Version         string
+	Arch            string
+	Source          string
+	ImageRepository string
+}
+
+// recipes are the current recipe of each source: Sets of an older recipe
+// are never found.
+var recipes = map[string]string{SourceBuild: recipe, SourceRelease: releaseRecipe}
+
+// Find returns the newest intact Set in the cache that answers q. When
+// there is none the error satisfies errors.Is(err, fs.ErrNotExist).
+func (c Cache) Find(q Query) (*Set, error) {
+	if q.ImageRepository == "" {
+		q.ImageRepository = DefaultImageRepository
+	}
+	dir := c.versionDir(q.Version)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	var (
+		best     *Set
+		bestTime time.Time
+		lastErr  error
+	)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var s Set
+		if json.Unmarshal(data, &s) != nil || s.Version != q.Version || s.Arch != q.Arch || s.Source != q.Source ||
+			s.Inputs["imageRepository"] != q.ImageRepository || s.Inputs["recipe"] != recipes[s.Source] {
+			continue
+		}
+		fi, err := os.Stat(f)
+		if err != nil || (best != nil && !fi.ModTime().After(bestTime)) {
+			continue
+		}
+		loaded, err := c.Load(s.Version, s.Key)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		best, bestTime = loaded, fi.ModTime()
+	}
+	if best == nil {
+		if lastErr != nil {
+			return nil, lastErr
+		}
+		return nil, fmt.Errorf("artifact cache %s: no %s Set of Kubernetes %s for %s with images named %s/...: %w",
+			c.Root, q.Source, q.Version, q.Arch, q.ImageRepository, fs.ErrNotExist)
+	}
+	return best, nil
 }
 
 // store writes s's file; its blobs must already be in place.

@@ -77,9 +77,18 @@ type BuildOptions struct {
 	Log io.Writer
 }
 
+// checkVersion refuses anything but a release version: the version names
+// cache directories and download paths.
+func checkVersion(v string) error {
+	if !regexp.MustCompile(`^v1\.[0-9]+\.[0-9]+$`).MatchString(v) {
+		return fmt.Errorf("Kubernetes version %q is not a release version like v1.34.12", v)
+	}
+	return nil
+}
+
 func (o *BuildOptions) setDefaults() error {
-	if !regexp.MustCompile(`^v1\.[0-9]+\.[0-9]+$`).MatchString(o.Version) {
-		return fmt.Errorf("build artifacts: Kubernetes version %q is not a release version like v1.34.12", o.Version)
+	if err := checkVersion(o.Version); err != nil {
+		return fmt.Errorf("build artifacts: %w", err)
 	}
 	if o.Arch == "" {
 		o.Arch = runtime.GOARCH
@@ -334,8 +343,14 @@ func (b *builder) imageList(ctx context.Context) ([]string, error) {
 	if b.o.Arch != runtime.GOARCH {
 		kubeadm = filepath.Join(b.work, "host", "kubeadm")
 	}
+	return listImages(ctx, kubeadm, b.o.Version, b.o.ImageRepository)
+}
+
+// listImages asks a kubeadm binary which images the version runs, named
+// in repository, exactly as kubeadm and the kubelet will ask for them.
+func listImages(ctx context.Context, kubeadm, version, repository string) ([]string, error) {
 	out, err := output(ctx, "", nil, kubeadm, "config", "images", "list",
-		"--kubernetes-version", b.o.Version, "--image-repository", b.o.ImageRepository)
+		"--kubernetes-version", version, "--image-repository", repository)
 	if err != nil {
 		return nil, fmt.Errorf("kubeadm config images list: %w", err)
 	}
@@ -433,9 +448,9 @@ func (b *builder) imageSpec(ref string, iptables []layerEntry) (spec imageSpec, 
 	bin := func(dst string) layerEntry {
 		return layerEntry{Name: dst, Mode: 0o755, Src: filepath.Join(b.out, name)}
 	}
+	controlPlane = controlPlaneImage(ref)
 	switch name {
 	case "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd":
-		controlPlane = true
 		spec.Files = append(spec.Files, bin("usr/local/bin/"+name))
 	case "kube-proxy":
 		spec.Files = append(spec.Files, bin("usr/local/bin/"+name))
@@ -450,6 +465,15 @@ func (b *builder) imageSpec(ref string, iptables []layerEntry) (spec imageSpec, 
 		return spec, false, fmt.Errorf("kubeadm asks for image %s, which the build source does not know how to make", ref)
 	}
 	return spec, controlPlane, nil
+}
+
+// controlPlaneImage reports whether only control planes run ref's image.
+func controlPlaneImage(ref string) bool {
+	switch imageName(ref) {
+	case "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd":
+		return true
+	}
+	return false
 }
 
 // imageName is the last path element of a reference without its tag:

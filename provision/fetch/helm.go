@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 )
 
@@ -36,15 +37,16 @@ func Helm(ctx context.Context, baseURL, cacheDir, version, arch string) (string,
 		return "", err
 	}
 	defer os.Remove(archive)
-	if err := extract(archive, "linux-"+arch+"/helm", bin); err != nil {
+	if err := Extract(archive, "linux-"+arch+"/helm", bin); err != nil {
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	return bin, nil
 }
 
-// extract writes the archive member called member to dst (0755), through a
-// temporary file.
-func extract(archive, member, dst string) error {
+// Extract writes the member called member of a .tar.gz archive to dst
+// (0755), through a temporary file. Member names are compared cleaned, so
+// "loopback" finds "./loopback".
+func Extract(archive, member, dst string) error {
 	f, err := os.Open(archive)
 	if err != nil {
 		return err
@@ -63,7 +65,7 @@ func extract(archive, member, dst string) error {
 		if err != nil {
 			return err
 		}
-		if h.Name != member || h.Typeflag != tar.TypeReg {
+		if path.Clean(h.Name) != path.Clean(member) || h.Typeflag != tar.TypeReg {
 			continue
 		}
 		tmp := dst + ".part"

@@ -1,0 +1,361 @@
+package artifacts
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// The release source is tested against a real HTTP download site and a
+// real registry (go-containerregistry's, which speaks the distribution
+// protocol), both on loopback and laid out as dl.k8s.io, the
+// containernetworking releases and registry.k8s.io are. The image list
+// comes from the real kubeadm binary .ci/build-kubeadm.sh builds.
+
+const testVersion = "v1.34.12"
+
+// testKubeadm finds the real kubeadm of testVersion for this machine.
+func testKubeadm(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("LAB_KUBEADM")
+	if bin == "" {
+		tools := os.Getenv("LAB_TOOLS_DIR")
+		if tools == "" {
+			tools = filepath.Join("..", "..", ".cache", "tools")
+		}
+		bin = filepath.Join(tools, "kubeadm")
+	}
+	out, err := exec.Command(bin, "version", "-o", "short").Output()
+	if err != nil || strings.TrimSpace(string(out)) != testVersion {
+		why := fmt.Sprintf("no kubeadm %s at %s (run .ci/build-kubeadm.sh or set LAB_KUBEADM): %v %s", testVersion, bin, err, out)
+		if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	return bin
+}
+
+// mirror is a download site and a registry for one release.
+type mirror struct {
+	files    map[string][]byte // URL path → content
+	site     *httptest.Server
+	registry *httptest.Server
+	requests atomic.Int64
+	repo     string // the registry's host:port, the image repository
+	pushed   map[string]string
+}
+
+func newMirror(t *testing.T) *mirror {
+	m := &mirror{files: map[string][]byte{}, pushed: map[string]string{}}
+	m.site = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.requests.Add(1)
+		data, ok := m.files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(m.site.Close)
+	regHandler := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	m.registry = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.requests.Add(1)
+		regHandler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(m.registry.Close)
+	m.repo = strings.TrimPrefix(m.registry.URL, "http://")
+	return m
+}
+
+// publish serves content at path with a checksum file beside it, the way
+// dl.k8s.io (hash only) or GitHub releases (hash and name) write them.
+func (m *mirror) publish(path string, content []byte, sumWithName bool) {
+	m.files[path] = content
+	sum := sha256.Sum256(content)
+	line := hex.EncodeToString(sum[:])
+	if sumWithName {
+		line += "  " + filepath.Base(path)
+	}
+	m.files[path+".sha256"] = []byte(line + "\n")
+}
+
+// publishRelease serves kubeadm (the real one for this machine), kubelet,
+// kubectl and the CNI plugins for arch.
+func (m *mirror) publishRelease(t *testing.T, kubeadm, arch string) {
+	bin, err := os.ReadFile(kubeadm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/release/" + testVersion + "/bin/linux/" + arch + "/"
+	m.publish(base+"kubeadm", bin, false)
+	m.publish(base+"kubelet", []byte("kubelet for "+arch+"\n"), false)
+	m.publish(base+"kubectl", []byte("kubectl for "+arch+"\n"), false)
+	var tgz bytes.Buffer
+	zw := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(zw)
+	for _, f := range []struct{ name, body string }{{"./bridge", "bridge"}, {"./loopback", "loopback for " + arch}} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.body))
+	}
+	tw.Close()
+	zw.Close()
+	m.publish(fmt.Sprintf("/cni/%s/cni-plugins-linux-%s-%s.tgz", CNIPluginsVersion, arch, CNIPluginsVersion), tgz.Bytes(), true)
+}
+
+// randomImage is a small image whose configuration says arch.
+func randomImage(t *testing.T, arch string) v1.Image {
+	img, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", arch
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// pushImages pushes an image for every ref kubeadm lists; the first as a
+// multi-platform index (amd64 and arm64), as registry.k8s.io serves them.
+func (m *mirror) pushImages(t *testing.T, kubeadm, arch string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	refs, err := listImages(ctx, kubeadm, testVersion, m.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ref := range refs {
+		tag, err := name.NewTag(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := randomImage(t, arch)
+		if i == 0 {
+			other := randomImage(t, "arm64")
+			if arch == "arm64" {
+				other = randomImage(t, "amd64")
+			}
+			otherCfg, _ := other.ConfigFile()
+			idx := mutate.AppendManifests(empty.Index,
+				mutate.IndexAddendum{Add: other, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: otherCfg.Architecture}}},
+				mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}},
+			)
+			if err := remote.WriteIndex(tag, idx, remote.WithContext(ctx)); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
+			t.Fatal(err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.pushed[ref] = d.String()
+	}
+	return refs
+}
+
+func (m *mirror) options(arch string) ReleaseOptions {
+	return ReleaseOptions{
+		Version:         testVersion,
+		Arch:            arch,
+		ImageRepository: m.repo,
+		ReleaseURL:      m.site.URL + "/release",
+		CNIPluginsURL:   m.site.URL + "/cni",
+		Log:             testWriter{t: nil},
+	}
+}
+
+func TestReleaseGathersOnceAndVerifies(t *testing.T) {
+	kubeadm := testKubeadm(t)
+	arch := runtime.GOARCH
+	m := newMirror(t)
+	m.publishRelease(t, kubeadm, arch)
+	refs := m.pushImages(t, kubeadm, arch)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cache := Cache{Root: t.TempDir()}
+	o := m.options(arch)
+	o.Log = testWriter{t}
+	s, cached, err := cache.Release(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached || s.Source != SourceRelease || s.Arch != arch {
+		t.Errorf("first Release: cached=%v source=%s arch=%s", cached, s.Source, s.Arch)
+	}
+	// Every program is the published one, and goes where nodes want it.
+	want := map[string][]byte{
+		"kubeadm":  m.files["/release/"+testVersion+"/bin/linux/"+arch+"/kubeadm"],
+		"kubelet":  []byte("kubelet for " + arch + "\n"),
+		"kubectl":  []byte("kubectl for " + arch + "\n"),
+		"loopback": []byte("loopback for " + arch),
+	}
+	if len(s.Binaries) != len(want) {
+		t.Errorf("binaries: %+v", s.Binaries)
+	}
+	for _, b := range s.Binaries {
+		got, err := os.ReadFile(s.Path(b.Digest))
+		if err != nil || !bytes.Equal(got, want[b.Name]) {
+			t.Errorf("%s: the cached file is not the published one (%v)", b.Name, err)
+		}
+		if b.Path != nodeBinaries[b.Name] {
+			t.Errorf("%s goes to %s, want %s", b.Name, b.Path, nodeBinaries[b.Name])
+		}
+	}
+	// Every image kubeadm lists, for the nodes' platform, in a tarball
+	// whose image ID is the one recorded.
+	if len(s.Images) != len(refs) {
+		t.Fatalf("%d images, kubeadm lists %d", len(s.Images), len(refs))
+	}
+	for i, im := range s.Images {
+		if im.Ref != refs[i] {
+			t.Errorf("image %d is %s, want %s", i, im.Ref, refs[i])
+		}
+		if !strings.HasSuffix(im.Pulled, "@"+m.pushed[im.Ref]) {
+			t.Errorf("%s: pulled %s, the registry has %s for %s", im.Ref, im.Pulled, m.pushed[im.Ref], arch)
+		}
+		if im.ControlPlane != controlPlaneImage(im.Ref) {
+			t.Errorf("%s: controlPlane=%v", im.Ref, im.ControlPlane)
+		}
+		tag, _ := name.NewTag(im.Ref)
+		img, err := tarball.ImageFromPath(s.Path(im.Digest), &tag)
+		if err != nil {
+			t.Fatalf("%s: the tarball does not hold the image: %v", im.Ref, err)
+		}
+		id, _ := img.ConfigName()
+		if id.String() != im.ID {
+			t.Errorf("%s: tarball image ID %s, recorded %s", im.Ref, id, im.ID)
+		}
+	}
+
+	// A second Release finds the Set without a single request.
+	before := m.requests.Load()
+	s2, cached, err := cache.Release(ctx, o)
+	if err != nil || !cached || s2.Key != s.Key {
+		t.Errorf("second Release: cached=%v key %s vs %s, err %v", cached, s2.Key, s.Key, err)
+	}
+	if n := m.requests.Load() - before; n != 0 {
+		t.Errorf("second Release made %d requests", n)
+	}
+	// So does a lookup by what the lab asks for.
+	found, err := cache.Find(Query{Version: testVersion, Arch: arch, Source: SourceRelease, ImageRepository: m.repo})
+	if err != nil || found.Key != s.Key {
+		t.Errorf("Find: %v, %v", found, err)
+	}
+}
+
+func TestReleaseRefusesWhatDoesNotMatch(t *testing.T) {
+	kubeadm := testKubeadm(t)
+	arch := runtime.GOARCH
+	other := "arm64"
+	if arch == "arm64" {
+		other = "amd64"
+	}
+	for _, tc := range []struct {
+		name  string
+		break_ func(t *testing.T, m *mirror, refs []string)
+		want  []string
+	}{
+		{"kubelet checksum", func(_ *testing.T, m *mirror, _ []string) {
+			m.files["/release/"+testVersion+"/bin/linux/"+arch+"/kubelet"] = []byte("tampered")
+		}, []string{"kubelet", "checksum mismatch"}},
+		{"cni checksum", func(_ *testing.T, m *mirror, _ []string) {
+			p := fmt.Sprintf("/cni/%s/cni-plugins-linux-%s-%s.tgz", CNIPluginsVersion, arch, CNIPluginsVersion)
+			m.files[p] = append(m.files[p], 0)
+		}, []string{"cni-plugins", "checksum mismatch"}},
+		{"no checksum file", func(_ *testing.T, m *mirror, _ []string) {
+			delete(m.files, "/release/"+testVersion+"/bin/linux/"+arch+"/kubectl.sha256")
+		}, []string{"kubectl.sha256", "404"}},
+		{"image for another architecture", func(t *testing.T, m *mirror, refs []string) {
+			tag, _ := name.NewTag(refs[len(refs)-1])
+			if err := remote.Write(tag, randomImage(t, other)); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"image " + m0, "not linux/" + arch}},
+		{"missing image", func(*testing.T, *mirror, []string) {
+			// The lab names a repository the registry never saw.
+		}, []string{"missing/", "NAME_UNKNOWN"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMirror(t)
+			m.publishRelease(t, kubeadm, arch)
+			var refs []string
+			if tc.name != "missing image" {
+				refs = m.pushImages(t, kubeadm, arch)
+			}
+			tc.break_(t, m, refs)
+			cache := Cache{Root: t.TempDir()}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			o := m.options(arch)
+			if tc.name == "missing image" {
+				o.ImageRepository = m.repo + "/missing"
+			}
+			o.Log = testWriter{t}
+			_, _, err := cache.Release(ctx, o)
+			if err == nil {
+				t.Fatal("Release succeeded")
+			}
+			t.Logf("error: %v", err)
+			for _, w := range tc.want {
+				if w == "image "+m0 {
+					w = "image " + refs[len(refs)-1]
+				}
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			// Nothing half-gathered is left to be found.
+			sets, _ := filepath.Glob(filepath.Join(cache.Root, testVersion, "*.json"))
+			work, _ := filepath.Glob(filepath.Join(cache.Root, testVersion, "release-*"))
+			if len(sets) > 0 || len(work) > 0 {
+				t.Errorf("left behind: %v %v", sets, work)
+			}
+		})
+	}
+}
+
+// m0 stands for the last image kubeadm lists, known once it has run.
+const m0 = "<last image>"
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if w.t != nil {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
