@@ -285,9 +285,9 @@ func TestReleaseRefusesWhatDoesNotMatch(t *testing.T) {
 		other = "amd64"
 	}
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, m *mirror, refs []string)
-		want  []string
+		want   []string
 	}{
 		{"kubelet checksum", func(_ *testing.T, m *mirror, _ []string) {
 			m.files["/release/"+testVersion+"/bin/linux/"+arch+"/kubelet"] = []byte("tampered")
