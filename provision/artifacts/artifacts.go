@@ -159,9 +159,18 @@ type Query struct {
 	ImageRepository string
 }
 
-// recipes are the current recipe of each source: Sets of an older recipe
-// are never found.
+// recipes are the current recipe of each source.
 var recipes = map[string]string{SourceBuild: recipe, SourceRelease: releaseRecipe}
+
+// current reports whether s was made the way this lab makes Sets: the
+// same recipe, CNI plugins release and, for built Sets, pause program.
+// Find never returns older Sets, whoever made them.
+func current(s *Set) bool {
+	if s.Inputs["recipe"] != recipes[s.Source] || s.Inputs["cniPlugins"] != CNIPluginsVersion {
+		return false
+	}
+	return s.Source != SourceBuild || s.Inputs["pause"] == digestOf(pauseSource)
+}
 
 // Find returns the newest intact Set in the cache that answers q. When
 // there is none the error satisfies errors.Is(err, fs.ErrNotExist).
@@ -183,7 +192,7 @@ func (c Cache) Find(q Query) (*Set, error) {
 		}
 		var s Set
 		if json.Unmarshal(data, &s) != nil || s.Version != q.Version || s.Arch != q.Arch || s.Source != q.Source ||
-			s.Inputs["imageRepository"] != q.ImageRepository || s.Inputs["recipe"] != recipes[s.Source] {
+			s.Inputs["imageRepository"] != q.ImageRepository || !current(&s) {
 			continue
 		}
 		fi, err := os.Stat(f)

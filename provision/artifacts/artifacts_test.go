@@ -199,6 +199,19 @@ func TestPauseImageRunsInDocker(t *testing.T) {
 	}
 	ctr := strings.TrimSpace(string(out))
 	t.Cleanup(func() { cli.Run(context.Background(), "rm", "-f", ctr) })
+	// pause says when it has caught the signals; a SIGTERM before that
+	// would test the Go runtime, not pause.
+	for {
+		logs, _ := cli.Run(ctx, "logs", ctr)
+		if strings.Contains(string(logs), "holding the pod's namespaces") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pause never said it was up; logs: %s", logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	// A pause that ignored SIGTERM would be killed after the grace
 	// period with exit code 137.
 	if out, err := cli.Run(ctx, "stop", "-t", "30", ctr); err != nil {

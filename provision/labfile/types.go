@@ -107,6 +107,21 @@ type Kubernetes struct {
 	// runs lab) or build (built from source at the pinned version, for
 	// machines with no registry).
 	Artifacts string `yaml:"artifacts,omitempty"`
+	// Release says where the release source downloads from: mirrors laid
+	// out as the official sites are, for sites that keep their own.
+	Release *Release `yaml:"release,omitempty"`
+}
+
+// Release points the release artifact source at its download sites. The
+// images come from ImageRepository.
+type Release struct {
+	// URL serves <version>/bin/linux/<arch>/kubeadm, kubelet and kubectl,
+	// each with a .sha256 beside it. Default: https://dl.k8s.io/release.
+	URL string `yaml:"url,omitempty"`
+	// CNIPluginsURL serves
+	// <version>/cni-plugins-linux-<arch>-<version>.tgz and its .sha256.
+	// Default: the containernetworking/plugins GitHub releases.
+	CNIPluginsURL string `yaml:"cniPluginsURL,omitempty"`
 }
 
 // Artifact sources.

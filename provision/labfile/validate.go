@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -353,12 +354,17 @@ func (v *validator) kubernetes() {
 		v.errorf("kubernetes.dnsDomain", "e.g. cluster.local", "%q is not a DNS domain", k.DNSDomain)
 	}
 	switch k.Artifacts {
-	case ArtifactsPackages, ArtifactsBuild:
-	case ArtifactsRelease:
-		v.errorf("kubernetes.artifacts", "use packages (repositories on each node) or build (from source, for offline nodes)",
-			"the release source (official downloads gathered once) is not implemented yet")
+	case ArtifactsPackages, ArtifactsBuild, ArtifactsRelease:
 	default:
 		v.errorf("kubernetes.artifacts", "use packages, release or build", "unknown artifact source %q", k.Artifacts)
+	}
+	if r := k.Release; r != nil {
+		if k.Artifacts != ArtifactsRelease {
+			v.warnf("kubernetes.release", "set kubernetes.artifacts: release, or remove kubernetes.release",
+				"is ignored: the artifact source is %s", k.Artifacts)
+		}
+		v.downloadURL("kubernetes.release.url", r.URL)
+		v.downloadURL("kubernetes.release.cniPluginsURL", r.CNIPluginsURL)
 	}
 	if !strings.HasPrefix(k.CRISocket, "unix://") {
 		v.errorf("kubernetes.criSocket", "e.g. "+DefaultCRISocket, "%q is not a unix:// endpoint", k.CRISocket)
@@ -378,6 +384,23 @@ func (v *validator) kubernetes() {
 		} else if _, isList := body.([]any); isList != (p.Type == "json") {
 			v.errorf(pp+".patch", "a json patch is a list of operations; strategic and merge patches are mappings", "wrong shape for a %s patch", p.Type)
 		}
+	}
+}
+
+// downloadURL checks a download site's base URL: http(s) or file, and no
+// query, which would end up in the middle of every path built on it.
+func (v *validator) downloadURL(path, s string) {
+	if s == "" {
+		return
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		v.errorf(path, "write a URL such as https://mirror.example/kubernetes/release", "%q is not a URL: %v", s, err)
+	case u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file":
+		v.errorf(path, "write a URL such as https://mirror.example/kubernetes/release", "%q is not an http(s) or file URL", s)
+	case u.RawQuery != "" || u.Fragment != "":
+		v.errorf(path, "lab adds <version>/... to the URL and checks each file against the .sha256 beside it", "%q has a query or fragment", s)
 	}
 }
 

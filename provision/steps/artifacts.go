@@ -74,24 +74,25 @@ ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 `
 
-// builtArtifacts builds (or finds in the cache) the lab's `build`
-// artifacts once per command, whichever node asks first.
-type builtArtifacts struct {
+// gatheredSet gathers (or finds in the cache) the lab's `build` or
+// `release` artifacts once per command, whichever node asks first.
+type gatheredSet struct {
 	once sync.Once
 	set  *artifacts.Set
 	err  error
 }
 
-func (c *Cluster) builtSet(ctx context.Context, b *builtArtifacts) (*artifacts.Set, error) {
-	b.once.Do(func() {
-		b.set, b.err = c.buildArtifacts(ctx)
+func (c *Cluster) artifactSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, error) {
+	g.once.Do(func() {
+		g.set, g.err = c.gatherArtifacts(ctx)
 	})
-	return b.set, b.err
+	return g.set, g.err
 }
 
-// buildArtifacts runs the build source for the lab's version and the
-// nodes' architecture.
-func (c *Cluster) buildArtifacts(ctx context.Context) (*artifacts.Set, error) {
+// gatherArtifacts returns the Set for the lab's version, source and the
+// nodes' architecture: one already in the cache (made here, or imported
+// from a bundle), else one the source makes now.
+func (c *Cluster) gatherArtifacts(ctx context.Context) (*artifacts.Set, error) {
 	arch := ""
 	for _, n := range c.kubeNodes() {
 		f, err := c.Facts(n)
@@ -103,43 +104,42 @@ func (c *Cluster) buildArtifacts(ctx context.Context) (*artifacts.Set, error) {
 			return nil, fmt.Errorf("%s: %w", n, err)
 		}
 		if arch != "" && a != arch {
-			return nil, fmt.Errorf("the build artifact source builds for one architecture, and the nodes are %s and %s", arch, a)
+			return nil, fmt.Errorf("the %s artifact source gathers for one architecture, and the nodes are %s and %s", c.Lab.Kubernetes.Artifacts, arch, a)
 		}
 		arch = a
 	}
-	// The lab's cache directory (--cache-dir) holds the artifacts and the
-	// node image's Debian root file system side by side.
-	root, nodeImageCache := "", ""
-	if d := c.Artifacts.CacheDir; d != "" {
-		root, nodeImageCache = filepath.Join(d, "artifacts"), filepath.Join(d, "nodeimage")
-	} else {
-		var err error
-		if root, err = artifacts.DefaultRoot(); err != nil {
-			return nil, err
-		}
-	}
-	userland, err := nodeimage.BaseTarball(nodeImageCache)
+	root, nodeImageCache, err := c.cacheDirs()
 	if err != nil {
 		return nil, err
 	}
 	k := c.Lab.Kubernetes
+	q := artifacts.Query{Version: k.Version, Arch: arch, Source: k.Artifacts, ImageRepository: k.ImageRepository}
+	o := artifacts.GatherOptions{Userland: func() (string, error) { return nodeimage.BaseTarball(nodeImageCache) }}
+	if r := k.Release; r != nil {
+		o.ReleaseURL, o.CNIPluginsURL = r.URL, r.CNIPluginsURL
+	}
 	log := &lineWriter{emit: func(line string) { c.info("kubernetes", "", "%s", line) }}
-	c.info("kubernetes", "", "artifacts: Kubernetes %s for %s from source (cache %s); a first build takes minutes", k.Version, arch, root)
-	set, cached, err := artifacts.Cache{Root: root}.Build(ctx, artifacts.BuildOptions{
-		Version:         k.Version,
-		Arch:            arch,
-		ImageRepository: k.ImageRepository,
-		Userland:        userland,
-		Log:             log,
-	})
+	o.Log = log
+	c.info("kubernetes", "", "artifacts: Kubernetes %s for %s from the %s source (cache %s)", k.Version, arch, k.Artifacts, root)
+	s, found, err := artifacts.Cache{Root: root}.Gather(ctx, q, o)
 	log.Flush()
 	if err != nil {
 		return nil, err
 	}
-	if cached {
-		c.info("kubernetes", "", "artifacts: Kubernetes %s found in the cache (set %s)", k.Version, set.Key)
+	if found {
+		c.info("kubernetes", "", "artifacts: found in the cache (set %s, made by the %s source)", s.Key, s.Source)
 	}
-	return set, nil
+	return s, nil
+}
+
+// cacheDirs are the artifact cache and the node image's cache: side by
+// side under the lab's --cache-dir, else the user's defaults.
+func (c *Cluster) cacheDirs() (artifactRoot, nodeImage string, err error) {
+	if d := c.Artifacts.CacheDir; d != "" {
+		return filepath.Join(d, "artifacts"), filepath.Join(d, "nodeimage"), nil
+	}
+	root, err := artifacts.DefaultRoot()
+	return root, "", err
 }
 
 // nodeImages are the images node runs: control planes all, other nodes
@@ -211,9 +211,9 @@ func (c *Cluster) missingImages(ctx context.Context, node string, conn Conn, s *
 	return missing, nil
 }
 
-// builtInstalled reports whether node has the Set's programs and units,
+// setInstalled reports whether node has the Set's programs and units,
 // the kubelet enabled, and every image it needs.
-func (c *Cluster) builtInstalled(ctx context.Context, node string, s *artifacts.Set) (bool, error) {
+func (c *Cluster) setInstalled(ctx context.Context, node string, s *artifacts.Set) (bool, error) {
 	conn, err := c.Conn(ctx, node)
 	if err != nil {
 		return false, err
@@ -255,10 +255,10 @@ func (c *Cluster) builtInstalled(ctx context.Context, node string, s *artifacts.
 	return err == nil && len(missing) == 0, err
 }
 
-// installBuilt puts the Set on node: the programs (sent only where they
+// installSet puts the Set on node: the programs (sent only where they
 // differ), the kubelet's units, and the images containerd lacks, imported
 // into its k8s.io namespace, where the kubelet looks.
-func (c *Cluster) installBuilt(ctx context.Context, node string, s *artifacts.Set) error {
+func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set) error {
 	conn, err := c.Conn(ctx, node)
 	if err != nil {
 		return err
@@ -325,32 +325,39 @@ func uploadLocal(ctx context.Context, conn Conn, files []LocalFile) (int, error)
 	return conn.Upload(ctx, tf)
 }
 
-// kubernetesBuild is the kubernetes phase of a lab whose artifacts are
-// built from source: nothing is fetched by the nodes.
-func (c *Cluster) kubernetesBuild() phase.Phase {
+// kubernetesArtifacts is the kubernetes phase of a lab whose artifacts
+// are gathered on the machine that runs lab (build or release): the nodes
+// fetch nothing.
+func (c *Cluster) kubernetesArtifacts() phase.Phase {
 	v := c.Lab.Kubernetes.Version
-	b := &builtArtifacts{}
+	g := &gatheredSet{}
+	title, gather := "built from source on this machine",
+		"build (or find in the artifact cache) Kubernetes "+v+", etcd, CoreDNS, pause and the CNI loopback plugin from source"
+	if c.Lab.Kubernetes.Artifacts == labfile.ArtifactsRelease {
+		title, gather = "from the release downloads, gathered on this machine",
+			"download (or find in the artifact cache) kubeadm, kubelet, kubectl "+v+" and the CNI plugins, checked against their published checksums, and pull the images `kubeadm config images list` names"
+	}
 	return phase.Phase{
 		Name:  "kubernetes",
-		Title: "kubeadm, kubelet, kubectl " + v + " and its images, built from source on this machine",
+		Title: "kubeadm, kubelet, kubectl " + v + " and its images, " + title,
 		Nodes: c.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
-			s, err := c.builtSet(ctx, b)
+			s, err := c.artifactSet(ctx, g)
 			if err != nil {
 				return false, err
 			}
-			return c.builtInstalled(ctx, node, s)
+			return c.setInstalled(ctx, node, s)
 		},
 		Run: func(ctx context.Context, node string) error {
-			s, err := c.builtSet(ctx, b)
+			s, err := c.artifactSet(ctx, g)
 			if err != nil {
 				return err
 			}
-			return c.installBuilt(ctx, node, s)
+			return c.installSet(ctx, node, s)
 		},
 		Describe: func(node string) []string {
 			return []string{
-				"build (or find in the artifact cache) Kubernetes " + v + ", etcd, CoreDNS, pause and the CNI loopback plugin from source",
+				gather,
 				"send kubeadm, kubelet, kubectl to /usr/bin and loopback to /opt/cni/bin where they differ",
 				"write " + kubeletUnitPath + " and " + kubeletDropInPath + "; systemctl enable kubelet",
 				"import the images this node runs into containerd (ctr -n k8s.io images import) where missing",

@@ -107,11 +107,12 @@ systemctl enable --quiet kubelet
 
 // Kubernetes installs kubeadm, kubelet and kubectl at the lab's version
 // where they are missing or at another version.
-// With kubernetes.artifacts: build, everything comes from source built on
-// the machine that runs lab instead (see kubernetesBuild).
+// With kubernetes.artifacts: build or release, everything is gathered on
+// the machine that runs lab instead and pushed to the nodes (see
+// kubernetesArtifacts).
 func (c *Cluster) Kubernetes() phase.Phase {
-	if c.Lab.Kubernetes.Artifacts == labfile.ArtifactsBuild {
-		return c.kubernetesBuild()
+	if a := c.Lab.Kubernetes.Artifacts; a == labfile.ArtifactsBuild || a == labfile.ArtifactsRelease {
+		return c.kubernetesArtifacts()
 	}
 	v := c.Lab.Kubernetes.Version
 	return phase.Phase{

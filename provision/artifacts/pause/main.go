@@ -21,11 +21,17 @@ func main() {
 		fmt.Println("pause", version, "(lab)")
 		return
 	}
+	// Until Notify, a SIGTERM takes the Go runtime's default path, which
+	// for PID 1 (whose default-action signals the kernel drops) ends in
+	// exit status 2: catch the signals before anything else.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "pause: warning: not running as PID 1")
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	// One line on standard output, once the signals are caught, says the sandbox is
+	// up (tests wait for it before they stop the container).
+	fmt.Println("pause", version, "holding the pod's namespaces")
 	for s := range sigs {
 		switch s {
 		case syscall.SIGCHLD:

@@ -1,0 +1,329 @@
+package artifacts
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// A bundle carries a lab's artifacts to a machine that can neither
+// download nor build them: one tar archive (gzip-compressed when asked)
+// laid out as the lab cache directory is, so that reading it back is
+// copying files into place.
+//
+//	bundle.json                                    the manifest, first
+//	artifacts/<version>/blobs/sha256/<hex>         the Sets' blobs
+//	nodeimage/base-<key>.tar                       extra files (the node image's root file system)
+//	artifacts/<version>/<key>.json                 the Sets, last
+//
+// Every file is listed in the manifest with its digest and size. Reading
+// verifies each one as it streams past, writes it under a temporary name
+// and renames it only once its digest matches; Sets are written after all
+// their blobs, so an interrupted import leaves nothing that Find returns.
+
+// BundleFormat names the layout above.
+const BundleFormat = "lab.bundle/v1"
+
+// bundleManifestName is the manifest's name in the archive.
+const bundleManifestName = "bundle.json"
+
+// BundleManifest describes a bundle's content.
+type BundleManifest struct {
+	Format string `json:"format"`
+	// Lab is the name of the lab the bundle was made for.
+	Lab  string      `json:"lab,omitempty"`
+	Sets []BundleSet `json:"sets"`
+	// Files are every file but the manifest, in archive order.
+	Files []BundleFile `json:"files"`
+}
+
+// BundleSet names one Set in a bundle.
+type BundleSet struct {
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+	Source  string `json:"source"`
+	Key     string `json:"key"`
+}
+
+// BundleFile is one file of a bundle, at its path under the cache
+// directory.
+type BundleFile struct {
+	Path   string `json:"path"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// Extra is a file from outside the artifact cache that travels in a
+// bundle: Path is where it goes under the cache directory.
+type Extra struct {
+	Path string
+	Src  string
+}
+
+// bundlePath is what a bundle may hold: the manifest's files are checked
+// against it so that nothing is written outside the cache directory.
+var bundlePath = regexp.MustCompile(`^(artifacts/v1\.[0-9]+\.[0-9]+/(blobs/sha256/[0-9a-f]{64}|[0-9a-f]{20}\.json)|nodeimage/base-[0-9a-f]+\.tar)$`)
+
+// WriteBundle writes sets, with their blobs, and extras to w as a bundle
+// for lab; gzip-compressed when compress is set. It returns the manifest.
+func WriteBundle(w io.Writer, lab string, sets []*Set, extras []Extra, compress bool) (*BundleManifest, error) {
+	m := &BundleManifest{Format: BundleFormat, Lab: lab}
+	type entry struct {
+		file BundleFile
+		src  string
+		data []byte
+	}
+	var blobs, tail []entry
+	seen := map[string]bool{}
+	for _, s := range sets {
+		m.Sets = append(m.Sets, BundleSet{Version: s.Version, Arch: s.Arch, Source: s.Source, Key: s.Key})
+		var digests []string
+		for _, b := range s.Binaries {
+			digests = append(digests, b.Digest)
+		}
+		for _, im := range s.Images {
+			digests = append(digests, im.Digest)
+		}
+		for _, d := range digests {
+			p := path.Join("artifacts", s.Version, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			fi, err := os.Stat(s.Path(d))
+			if err != nil {
+				return nil, fmt.Errorf("bundle: %w", err)
+			}
+			blobs = append(blobs, entry{file: BundleFile{Path: p, Digest: d, Size: fi.Size()}, src: s.Path(d)})
+		}
+		data, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, '\n')
+		tail = append(tail, entry{file: BundleFile{Path: path.Join("artifacts", s.Version, s.Key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
+	}
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].file.Path < blobs[j].file.Path })
+	for _, x := range extras {
+		d, n, err := fileDigest(x.Src)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+		blobs = append(blobs, entry{file: BundleFile{Path: x.Path, Digest: d, Size: n}, src: x.Src})
+	}
+	all := append(blobs, tail...)
+	for _, e := range all {
+		if !bundlePath.MatchString(e.file.Path) {
+			return nil, fmt.Errorf("bundle: %s is not a path a bundle may hold", e.file.Path)
+		}
+		m.Files = append(m.Files, e.file)
+	}
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+
+	bw := bufio.NewWriterSize(w, 1<<20)
+	out := io.Writer(bw)
+	var zw *gzip.Writer
+	if compress {
+		// Binaries and images compress to about half; the default level
+		// costs several times the time of the fastest for a few percent.
+		zw, _ = gzip.NewWriterLevel(bw, gzip.BestSpeed)
+		out = zw
+	}
+	tw := tar.NewWriter(out)
+	// A fixed time and owner: the same Sets make the same bundle.
+	hdr := func(name string, size int64) *tar.Header {
+		return &tar.Header{Name: name, Size: size, Mode: 0o644, Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+	}
+	if err := tw.WriteHeader(hdr(bundleManifestName, int64(len(manifest)))); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if _, err := tw.Write(manifest); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	for _, e := range all {
+		if err := tw.WriteHeader(hdr(e.file.Path, e.file.Size)); err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+		if e.data != nil {
+			_, err = tw.Write(e.data)
+		} else {
+			err = copyFile(tw, e.src, e.file.Size)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bundle: %s: %w", e.file.Path, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	return m, nil
+}
+
+// copyFile writes exactly size bytes of src to w: a file that changed
+// size since it was listed would make a broken archive.
+func copyFile(w io.Writer, src string, size int64) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(w, io.LimitReader(f, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("%s changed while the bundle was written", src)
+	}
+	return err
+}
+
+// ReadBundle reads a bundle (plain or gzip-compressed tar) into the cache
+// directory dir — the artifact cache is dir/artifacts — and returns its
+// manifest. Files already in place with the right content are left alone.
+func ReadBundle(r io.Reader, dir string) (*BundleManifest, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	in := io.Reader(br)
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+		defer zr.Close()
+		in = zr
+	}
+	tr := tar.NewReader(in)
+	h, err := tr.Next()
+	if err != nil {
+		return nil, fmt.Errorf("bundle: not a lab bundle (no %s first): %w", bundleManifestName, err)
+	}
+	if h.Name != bundleManifestName || h.Size > 16<<20 {
+		return nil, fmt.Errorf("bundle: not a lab bundle: the first member is %s, not %s", h.Name, bundleManifestName)
+	}
+	var m BundleManifest
+	if err := json.NewDecoder(tr).Decode(&m); err != nil {
+		return nil, fmt.Errorf("bundle: %s: %w", bundleManifestName, err)
+	}
+	if m.Format != BundleFormat {
+		return nil, fmt.Errorf("bundle: format %q; this lab reads %s", m.Format, BundleFormat)
+	}
+	want := map[string]BundleFile{}
+	for _, f := range m.Files {
+		if !bundlePath.MatchString(f.Path) {
+			return nil, fmt.Errorf("bundle: the manifest lists %s, which is not a path a bundle may hold", f.Path)
+		}
+		want[f.Path] = f
+	}
+	done := map[string]bool{}
+	var sets []pendingSet
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bundle: %w (is the archive complete?)", err)
+		}
+		f, ok := want[h.Name]
+		if !ok || h.Typeflag != tar.TypeReg || done[h.Name] {
+			return nil, fmt.Errorf("bundle: member %s is not in the manifest", h.Name)
+		}
+		if h.Size != f.Size {
+			return nil, fmt.Errorf("bundle: %s is %d bytes, the manifest says %d", h.Name, h.Size, f.Size)
+		}
+		if strings.HasSuffix(h.Name, ".json") {
+			// Sets go in last, once every blob is in place.
+			data, err := io.ReadAll(io.LimitReader(tr, f.Size))
+			if err != nil {
+				return nil, fmt.Errorf("bundle: %s: %w", h.Name, err)
+			}
+			if digestOf(data) != f.Digest {
+				return nil, fmt.Errorf("bundle: %s is corrupt (digest %s, the manifest says %s)", h.Name, digestOf(data), f.Digest)
+			}
+			sets = append(sets, pendingSet{path: h.Name, data: data})
+		} else if err := placeFile(tr, filepath.Join(dir, filepath.FromSlash(h.Name)), f); err != nil {
+			return nil, fmt.Errorf("bundle: %s: %w", h.Name, err)
+		}
+		done[h.Name] = true
+	}
+	for _, f := range m.Files {
+		if !done[f.Path] {
+			return nil, fmt.Errorf("bundle: %s is in the manifest but not in the archive (is the archive complete?)", f.Path)
+		}
+	}
+	for _, s := range sets {
+		dst := filepath.Join(dir, filepath.FromSlash(s.path))
+		if err := writeAtomic(dst, s.data); err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+	}
+	return &m, nil
+}
+
+type pendingSet struct {
+	path string
+	data []byte
+}
+
+// placeFile streams r to dst through a temporary file, renamed into place
+// only when its digest is f's. A dst already holding f is kept.
+func placeFile(r io.Reader, dst string, f BundleFile) error {
+	if d, n, err := fileDigest(dst); err == nil && d == f.Digest && n == f.Size {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".import-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(tmp, h), r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != f.Digest {
+		return fmt.Errorf("corrupt (digest %s, the manifest says %s)", got, f.Digest)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+func writeAtomic(dst string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}

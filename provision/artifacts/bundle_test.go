@@ -1,0 +1,204 @@
+package artifacts
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testSet stores a small Set of source in the cache rooted at root: two
+// programs and an image, all with distinct content.
+func testSet(t *testing.T, root, source string) *Set {
+	t.Helper()
+	c := Cache{Root: root}
+	dir := c.versionDir(testVersion)
+	inputs := map[string]string{"recipe": recipes[source], "source": source, "imageRepository": DefaultImageRepository, "arch": "amd64",
+		"cniPlugins": CNIPluginsVersion, "pause": digestOf(pauseSource)}
+	s := &Set{Version: testVersion, Arch: "amd64", Source: source, Key: inputKey(inputs), Inputs: inputs, dir: dir}
+	put := func(content string) (string, int64) {
+		f := filepath.Join(t.TempDir(), "blob")
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, n, err := putBlob(dir, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, n
+	}
+	for _, name := range []string{"kubeadm", "kubelet"} {
+		d, n := put(source + " " + name)
+		s.Binaries = append(s.Binaries, Binary{Name: name, Path: nodeBinaries[name], Digest: d, Size: n})
+	}
+	d, n := put(source + " pause image")
+	s.Images = append(s.Images, Image{Ref: "registry.k8s.io/pause:3.10.1", Digest: d, Size: n, ID: "sha256:" + strings.Repeat("ab", 32)})
+	if err := c.store(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func writeTestBundle(t *testing.T, compress bool) ([]byte, []*Set, string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "artifacts")
+	sets := []*Set{testSet(t, root, SourceBuild), testSet(t, root, SourceRelease)}
+	extra := filepath.Join(t.TempDir(), "base.tar")
+	if err := os.WriteFile(extra, []byte("debian root file system"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	m, err := WriteBundle(&buf, "lab1", sets, []Extra{{Path: "nodeimage/base-0123abcd.tar", Src: extra}}, compress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 distinct blobs per Set, the extra file, 2 Sets.
+	if len(m.Files) != 9 || len(m.Sets) != 2 {
+		t.Fatalf("manifest lists %d files, %d sets: %+v", len(m.Files), len(m.Sets), m)
+	}
+	return buf.Bytes(), sets, extra
+}
+
+func TestBundleRoundTrip(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		data, sets, _ := writeTestBundle(t, compress)
+		again, _, _ := writeTestBundle(t, compress)
+		if !bytes.Equal(data, again) {
+			t.Errorf("compress=%v: the same Sets made two different bundles", compress)
+		}
+		dir := t.TempDir()
+		m, err := ReadBundle(bytes.NewReader(data), dir)
+		if err != nil {
+			t.Fatalf("compress=%v: %v", compress, err)
+		}
+		if m.Lab != "lab1" {
+			t.Errorf("lab %q", m.Lab)
+		}
+		c := Cache{Root: filepath.Join(dir, "artifacts")}
+		for _, want := range sets {
+			got, err := c.Find(Query{Version: want.Version, Arch: want.Arch, Source: want.Source})
+			if err != nil {
+				t.Fatalf("compress=%v: the imported %s Set is not found: %v", compress, want.Source, err)
+			}
+			if got.Key != want.Key || len(got.Binaries) != len(want.Binaries) {
+				t.Errorf("imported Set %+v, want %+v", got, want)
+			}
+			for _, b := range want.Binaries {
+				a, _ := os.ReadFile(want.Path(b.Digest))
+				i, _ := os.ReadFile(got.Path(b.Digest))
+				if !bytes.Equal(a, i) {
+					t.Errorf("%s differs after import", b.Name)
+				}
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "nodeimage", "base-0123abcd.tar")); err != nil || string(b) != "debian root file system" {
+			t.Errorf("extra file: %q %v", b, err)
+		}
+		// A second import changes nothing and still succeeds.
+		if _, err := ReadBundle(bytes.NewReader(data), dir); err != nil {
+			t.Errorf("second import: %v", err)
+		}
+		assertNoTemporaries(t, dir)
+	}
+}
+
+// members lists a plain bundle's members and their content.
+func members(t *testing.T, data []byte) (names []string, bodies [][]byte) {
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		names, bodies = append(names, h.Name), append(bodies, b)
+	}
+}
+
+// rewrite makes a bundle of the given members, in order.
+func rewrite(t *testing.T, names []string, bodies [][]byte) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i, n := range names {
+		tw.WriteHeader(&tar.Header{Name: n, Size: int64(len(bodies[i])), Mode: 0o644, Typeflag: tar.TypeReg})
+		tw.Write(bodies[i])
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func TestBundleRefusesDamage(t *testing.T) {
+	data, _, _ := writeTestBundle(t, false)
+	names, bodies := members(t, data)
+	if names[0] != bundleManifestName || !strings.HasSuffix(names[len(names)-1], ".json") {
+		t.Fatalf("member order %v: the manifest first, Sets last", names)
+	}
+	var m BundleManifest
+	if err := json.Unmarshal(bodies[0], &m); err != nil {
+		t.Fatal(err)
+	}
+	flip := func(i int) [][]byte {
+		out := append([][]byte(nil), bodies...)
+		b := append([]byte(nil), out[i]...)
+		b[0] ^= 0xff
+		out[i] = b
+		return out
+	}
+	manifestWith := func(files []BundleFile) [][]byte {
+		mm := m
+		mm.Files = files
+		b, _ := json.Marshal(mm)
+		out := append([][]byte(nil), bodies...)
+		out[0] = b
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"corrupt blob", rewrite(t, names, flip(1)), "corrupt (digest"},
+		{"truncated", data[:len(data)/2], "bundle:"},
+		{"member missing", rewrite(t, names[:len(names)-2], bodies[:len(bodies)-2]), "not in the archive"},
+		{"not a bundle", rewrite(t, names[1:], bodies[1:]), "not a lab bundle"},
+		{"escape", rewrite(t, names, manifestWith(append([]BundleFile{{Path: "../../etc/cron.d/x", Digest: "sha256:00", Size: 1}}, m.Files...))), "not a path a bundle may hold"},
+		{"member not listed", rewrite(t, names, manifestWith(m.Files[1:])), "not in the manifest"},
+		{"other format", rewrite(t, names, func() [][]byte {
+			out := append([][]byte(nil), bodies...)
+			out[0] = bytes.Replace(out[0], []byte(BundleFormat), []byte("lab.bundle/v9"), 1)
+			return out
+		}()), `format "lab.bundle/v9"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := ReadBundle(bytes.NewReader(tc.data), dir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+			t.Logf("error: %v", err)
+			// No Set is readable after a failed import, and no temporary
+			// file is left behind.
+			if sets, _ := filepath.Glob(filepath.Join(dir, "artifacts", "*", "*.json")); len(sets) > 0 {
+				t.Errorf("a failed import left Sets: %v", sets)
+			}
+			assertNoTemporaries(t, dir)
+		})
+	}
+}
+
+func assertNoTemporaries(t *testing.T, dir string) {
+	t.Helper()
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && (strings.HasPrefix(fi.Name(), ".import-") || strings.HasSuffix(fi.Name(), ".tmp")) {
+			t.Errorf("left behind: %s", p)
+		}
+		return nil
+	})
+}
