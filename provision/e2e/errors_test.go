@@ -12,6 +12,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/phase"
 )
@@ -22,7 +23,7 @@ import (
 func TestRunTimeErrors(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labSpec{prefix: "err", cps: 2})
-	ctx := testContext(t, 15*time.Minute)
+	ctx := e2etest.Context(t, 15*time.Minute)
 	l.mustUp(t, ctx)
 	const victim = "cp2"
 
@@ -32,7 +33,7 @@ func TestRunTimeErrors(t *testing.T) {
 		l.mustUp(t, ctx)
 		l.checkConverged(t, ctx)
 		ev := l.mustUp(t, ctx)
-		if did := notSkipped(ev.all()); len(did) > 0 {
+		if did := notSkipped(ev.All()); len(did) > 0 {
 			t.Errorf("the run after convergence did work: %v", did)
 		}
 	}
@@ -41,7 +42,7 @@ func TestRunTimeErrors(t *testing.T) {
 		// `lab up phase loadbalancer` does not run the nodes phase, so a
 		// stopped container stays stopped.
 		l.docker(t, ctx, "stop", l.container(victim))
-		o := l.options(&events{})
+		o := l.options(&e2etest.Events{})
 		o.Until = ""
 		o.Only = []string{"connect", "facts", "loadbalancer"}
 		err := provision.Up(ctx, l.lab, o)
@@ -81,7 +82,7 @@ func TestRunTimeErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.mustExec(t, ctx, victim, "printf '%s' '"+strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sp)))+"\n' > "+keys)
-		o := l.options(&events{})
+		o := l.options(&e2etest.Events{})
 		o.Skip = []string{"nodes"}
 		start := time.Now()
 		err = provision.Up(ctx, l.lab, o)
@@ -97,8 +98,8 @@ func TestRunTimeErrors(t *testing.T) {
 	t.Run("node dies mid-phase", func(t *testing.T) {
 		// The victim is killed as the loadbalancer phase starts on it:
 		// its SSH connection (made in connect) now leads nowhere.
-		ev := &events{}
-		ev.hook = func(e phase.Event) {
+		ev := &e2etest.Events{}
+		ev.Hook = func(e phase.Event) {
 			if e.Kind == phase.NodeStart && e.Phase == "loadbalancer" && e.Node == victim {
 				if _, err := l.cli.Run(ctx, "kill", "--signal", "KILL", l.container(victim)); err != nil {
 					t.Errorf("docker kill: %v", err)

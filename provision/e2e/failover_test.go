@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/labctl/lab/internal/e2etest"
 )
 
 // envInt reads a positive integer setting from the environment.
@@ -51,7 +53,7 @@ type failoverWay struct {
 func TestFailover(t *testing.T) {
 	runs := envInt(t, "LAB_FAILOVER_RUNS", 10)
 	l := newLab(t, labSpec{prefix: "fo", cps: 3, workers: 1})
-	ctx := testContext(t, 20*time.Minute)
+	ctx := e2etest.Context(t, 20*time.Minute)
 	l.mustUp(t, ctx)
 	m := startMonitor(t, l)
 
@@ -100,7 +102,7 @@ func (l *testLab) failover(t *testing.T, ctx context.Context, m *monitor, way fa
 	if !ok {
 		t.Fatalf("no single VIP holder before the %s: %v", way.name, m.current())
 	}
-	if !waitFor(ctx, 30*time.Second, 20*time.Millisecond, func() bool { return tcpOpen(vip, port, 200*time.Millisecond) == nil }) {
+	if !e2etest.WaitFor(ctx, 30*time.Second, 20*time.Millisecond, func() bool { return tcpOpen(vip, port, 200*time.Millisecond) == nil }) {
 		t.Fatalf("%s:%d does not answer before the %s", vip, port, way.name)
 	}
 
@@ -111,7 +113,7 @@ func (l *testLab) failover(t *testing.T, ctx context.Context, m *monitor, way fa
 		_, err := l.cli.Run(ctx, append(append([]string{}, way.args...), l.container(old))...)
 		done <- err
 	}()
-	ok = waitFor(ctx, 30*time.Second, 5*time.Millisecond, func() bool {
+	ok = e2etest.WaitFor(ctx, 30*time.Second, 5*time.Millisecond, func() bool {
 		h := m.current()
 		if len(h) != 1 || h[0] == old {
 			return false
@@ -136,7 +138,7 @@ func (l *testLab) failover(t *testing.T, ctx context.Context, m *monitor, way fa
 	// VIP stays put through its startup delay and election.
 	l.docker(t, ctx, "start", l.container(old))
 	l.waitActive(t, ctx, old, 2*time.Minute, "haproxy", "keepalived")
-	waitFor(ctx, flapWindow, 20*time.Millisecond, func() bool { return len(m.changesSince(settled)) > 0 })
+	e2etest.WaitFor(ctx, flapWindow, 20*time.Millisecond, func() bool { return len(m.changesSince(settled)) > 0 })
 	m.waitSamples(ctx, 2)
 	if c := m.changesSince(settled); len(c) > 0 {
 		t.Fatalf("the VIP moved after it settled on %s when %s came back (%s): %v", r.to, old, way.name, c)
@@ -149,7 +151,7 @@ func (l *testLab) failover(t *testing.T, ctx context.Context, m *monitor, way fa
 // flowing while the machine is busy.
 func TestNoFalseFailoverUnderLoad(t *testing.T) {
 	l := newLab(t, labSpec{prefix: "load", cps: 3, workers: 1})
-	ctx := testContext(t, 10*time.Minute)
+	ctx := e2etest.Context(t, 10*time.Minute)
 	l.mustUp(t, ctx)
 	m := startMonitor(t, l)
 	holder, ok := m.waitSingle(ctx, time.Minute)

@@ -4,11 +4,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -16,10 +13,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
@@ -61,38 +58,20 @@ func newLab(t *testing.T, spec labSpec) *testLab {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	name := "e2e-" + spec.prefix + "-" + randomHex(t, 3)
+	name := "e2e-" + spec.prefix + "-" + e2etest.RandomHex(t, 3)
 	l := &testLab{t: t, cli: cli, image: image, stateRoot: t.TempDir()}
-	var lastErr error
-	for attempt := 0; attempt < 30; attempt++ {
-		octet := 1 + randomInt(t, 254)
+	// Registered before anything exists, so that whatever the test leaves
+	// (network, containers, volumes) goes.
+	t.Cleanup(l.teardown)
+	e2etest.ReserveSubnet(t, ctx, cli, "10.252", func(octet int) *labfile.Lab {
 		l.yaml = []byte(labYAML(name, image, octet, spec.cps, spec.workers))
 		lab, _, err := labfile.Parse(name+".yaml", l.yaml)
 		if err != nil {
 			t.Fatalf("lab file: %v\n%s", err, l.yaml)
 		}
 		l.lab = lab
-		if attempt == 0 {
-			// Registered before anything exists, so that whatever the
-			// test leaves (network, containers, volumes) goes.
-			t.Cleanup(l.teardown)
-		}
-		_, err = cli.Run(ctx, "network", "create", "--driver", "bridge",
-			"--subnet", fmt.Sprintf("10.252.%d.0/24", octet), "--gateway", fmt.Sprintf("10.252.%d.1", octet),
-			"--label", docker.LabelLab+"="+name, "--label", docker.LabelNetwork+"=lab",
-			docker.NetworkName(lab, "lab"))
-		if err == nil {
-			lastErr = nil
-			break
-		}
-		lastErr = err
-		if !strings.Contains(strings.ToLower(err.Error()), "overlap") {
-			t.Fatalf("reserve a subnet: %v", err)
-		}
-	}
-	if lastErr != nil {
-		t.Fatalf("no free 10.252.X.0/24 subnet: %v", lastErr)
-	}
+		return lab
+	})
 	l.file = l.stateRoot + "/" + name + ".yaml"
 	if err := os.WriteFile(l.file, l.yaml, 0o600); err != nil {
 		t.Fatal(err)
@@ -138,30 +117,6 @@ nodes:
 	return b.String()
 }
 
-// testContext bounds a test's work so that a hang fails it with a message
-// instead of running into go test's global timeout.
-func testContext(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func randomHex(t testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func randomInt(t testing.TB, n int) int {
-	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(v.Int64())
-}
-
 func (l *testLab) name() string     { return l.lab.Metadata.Name }
 func (l *testLab) stateDir() string { return l.stateRoot + "/" + l.name() }
 func (l *testLab) octet() string    { return strings.Split(l.lab.ControlPlane.VIP, ".")[2] }
@@ -201,19 +156,19 @@ func (l *testLab) options(rep phase.Reporter) provision.Options {
 }
 
 // up runs provision.Up through the vip phase and returns its events.
-func (l *testLab) up(ctx context.Context) (*events, error) {
-	ev := &events{}
+func (l *testLab) up(ctx context.Context) (*e2etest.Events, error) {
+	ev := &e2etest.Events{}
 	err := provision.Up(ctx, l.lab, l.options(ev))
 	return ev, err
 }
 
 // mustUp is up that fails the test on error, logging how long it took.
-func (l *testLab) mustUp(t testing.TB, ctx context.Context) *events {
+func (l *testLab) mustUp(t testing.TB, ctx context.Context) *e2etest.Events {
 	t.Helper()
 	start := time.Now()
 	ev, err := l.up(ctx)
 	if err != nil {
-		t.Fatalf("lab up %s: %v\n%s", l.name(), err, ev.failures())
+		t.Fatalf("lab up %s: %v\n%s", l.name(), err, ev.Failures())
 	}
 	t.Logf("lab up %s --until vip: %v", l.name(), time.Since(start).Round(time.Millisecond))
 	return ev
@@ -222,6 +177,9 @@ func (l *testLab) mustUp(t testing.TB, ctx context.Context) *events {
 // teardown deletes everything labelled with the lab's name. On failure it
 // first logs what the nodes' load balancers said.
 func (l *testLab) teardown() {
+	if l.lab == nil {
+		return // the first lab file did not parse: nothing was made
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if l.t.Failed() && l.lab != nil {
@@ -248,8 +206,7 @@ func (l *testLab) teardown() {
 
 // exec runs a shell script in node's container as root.
 func (l *testLab) exec(ctx context.Context, node, script string) (string, error) {
-	out, err := l.cli.Run(ctx, "exec", l.container(node), "sh", "-c", script)
-	return string(out), err
+	return e2etest.Exec(ctx, l.cli, l.container(node), script)
 }
 
 func (l *testLab) mustExec(t testing.TB, ctx context.Context, node, script string) string {
@@ -264,11 +221,7 @@ func (l *testLab) mustExec(t testing.TB, ctx context.Context, node, script strin
 // docker runs a docker command on the lab's daemon.
 func (l *testLab) docker(t testing.TB, ctx context.Context, args ...string) string {
 	t.Helper()
-	out, err := l.cli.Run(ctx, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(out))
+	return e2etest.Docker(t, ctx, l.cli, args...)
 }
 
 // holdersExec lists the nodes whose interfaces carry the VIP, asking each
@@ -296,7 +249,7 @@ func (l *testLab) waitOneHolder(t testing.TB, ctx context.Context, timeout time.
 	t.Helper()
 	var holders []string
 	var err error
-	ok := waitFor(ctx, timeout, 100*time.Millisecond, func() bool {
+	ok := e2etest.WaitFor(ctx, timeout, 100*time.Millisecond, func() bool {
 		holders, err = l.holdersExec(ctx)
 		return err == nil && len(holders) == 1
 	})
@@ -315,70 +268,18 @@ func tcpOpen(addr netip.Addr, port int, timeout time.Duration) error {
 	return c.Close()
 }
 
-// waitFor polls cond every interval until it holds or timeout passes.
-func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(interval):
-		}
-	}
-}
-
 // waitActive waits until every unit is active on node.
 func (l *testLab) waitActive(t testing.TB, ctx context.Context, node string, timeout time.Duration, units ...string) {
 	t.Helper()
 	var out string
 	var err error
-	ok := waitFor(ctx, timeout, 100*time.Millisecond, func() bool {
+	ok := e2etest.WaitFor(ctx, timeout, 100*time.Millisecond, func() bool {
 		out, err = l.exec(ctx, node, "systemctl is-active "+strings.Join(units, " "))
 		return err == nil
 	})
 	if !ok {
 		t.Fatalf("%s: %v not active within %v: %s %v", node, units, timeout, out, err)
 	}
-}
-
-// events collects the progress events of a run; it is a phase.Reporter.
-// hook, when set, sees each event first (on the engine's goroutine).
-type events struct {
-	mu   sync.Mutex
-	list []phase.Event
-	hook func(phase.Event)
-}
-
-func (e *events) Event(ev phase.Event) {
-	if e.hook != nil {
-		e.hook(ev)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.list = append(e.list, ev)
-}
-
-func (e *events) all() []phase.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.list)
-}
-
-// failures lists the node-fail events, for error messages.
-func (e *events) failures() string {
-	var b strings.Builder
-	for _, ev := range e.all() {
-		if ev.Kind == phase.NodeFail || ev.Kind == phase.PhaseFail {
-			fmt.Fprintf(&b, "  %s %s %s: %s\n", ev.Kind, ev.Phase, ev.Node, ev.Message)
-		}
-	}
-	return b.String()
 }
 
 // notSkipped lists the node events of a run that did work: a node-done in

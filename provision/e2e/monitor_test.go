@@ -17,6 +17,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/labctl/lab/internal/e2etest"
 )
 
 // monitor watches who holds the VIP, every ~20 ms, on every node of a lab.
@@ -267,14 +269,14 @@ func (m *monitor) sampleCount() int {
 // so that a later read reflects the state after now.
 func (m *monitor) waitSamples(ctx context.Context, n int) {
 	want := m.sampleCount() + n
-	waitFor(ctx, time.Minute, 5*time.Millisecond, func() bool { return m.sampleCount() >= want })
+	e2etest.WaitFor(ctx, time.Minute, 5*time.Millisecond, func() bool { return m.sampleCount() >= want })
 }
 
 // waitSingle waits until the monitor sees exactly one holder and every
 // node's PID is known, and returns the holder.
 func (m *monitor) waitSingle(ctx context.Context, timeout time.Duration) (string, bool) {
 	var h []string
-	ok := waitFor(ctx, timeout, 10*time.Millisecond, func() bool {
+	ok := e2etest.WaitFor(ctx, timeout, 10*time.Millisecond, func() bool {
 		m.mu.Lock()
 		known := true
 		for _, n := range m.lab.nodes() {

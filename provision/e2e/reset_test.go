@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/provider/docker"
 	"github.com/labctl/lab/templates"
@@ -25,13 +26,13 @@ import (
 func TestResetAndDown(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labSpec{prefix: "rst", cps: 2, workers: 1})
-	ctx := testContext(t, 10*time.Minute)
+	ctx := e2etest.Context(t, 10*time.Minute)
 	l.mustUp(t, ctx)
 	l.waitOneHolder(t, ctx, 30*time.Second)
 
-	ev := &events{}
+	ev := &e2etest.Events{}
 	if err := provision.Reset(ctx, l.lab, l.options(ev)); err != nil {
-		t.Fatalf("lab reset: %v\n%s", err, ev.failures())
+		t.Fatalf("lab reset: %v\n%s", err, ev.Failures())
 	}
 	if h, err := l.holdersExec(ctx); err != nil || len(h) > 0 {
 		t.Errorf("after reset, VIP holders %v (%v)", h, err)
@@ -82,9 +83,9 @@ func TestResetAndDown(t *testing.T) {
 	l.mustUp(t, ctx)
 	l.checkConverged(t, ctx)
 
-	ev = &events{}
+	ev = &e2etest.Events{}
 	if err := provision.Down(ctx, l.lab, l.options(ev)); err != nil {
-		t.Fatalf("lab down: %v\n%s", err, ev.failures())
+		t.Fatalf("lab down: %v\n%s", err, ev.Failures())
 	}
 	filter := "label=" + docker.LabelLab + "=" + l.name()
 	for _, what := range [][]string{

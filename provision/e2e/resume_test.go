@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
@@ -241,7 +242,7 @@ func TestResume(t *testing.T) {
 	t.Parallel()
 	bin := buildLab(t)
 	l := newLab(t, labSpec{prefix: "res", cps: 2, workers: 1})
-	ctx := testContext(t, 20*time.Minute)
+	ctx := e2etest.Context(t, 20*time.Minute)
 
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("LAB_RESUME_SEED"); s != "" {
@@ -256,9 +257,9 @@ func TestResume(t *testing.T) {
 	runs := envInt(t, "LAB_RESUME_RUNS", 10)
 
 	reset := func() {
-		ev := &events{}
+		ev := &e2etest.Events{}
 		if err := provision.Reset(ctx, l.lab, l.options(ev)); err != nil {
-			t.Fatalf("lab reset: %v\n%s", err, ev.failures())
+			t.Fatalf("lab reset: %v\n%s", err, ev.Failures())
 		}
 	}
 	starts := []struct {
@@ -337,8 +338,8 @@ func TestResume(t *testing.T) {
 func TestResumeBetweenInstallAndRestart(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labSpec{prefix: "win", cps: 2})
-	ctx := testContext(t, 10*time.Minute)
-	o := l.options(&events{})
+	ctx := e2etest.Context(t, 10*time.Minute)
+	o := l.options(&e2etest.Events{})
 	o.Until = "os"
 	if err := provision.Up(ctx, l.lab, o); err != nil {
 		t.Fatalf("lab up --until os: %v", err)
@@ -370,7 +371,7 @@ func TestResumeBetweenInstallAndRestart(t *testing.T) {
 	defer cancel()
 	ev, err := l.up(uctx)
 	if err != nil {
-		t.Errorf("the run after the interrupted one failed: %v\n%s", err, ev.failures())
+		t.Errorf("the run after the interrupted one failed: %v\n%s", err, ev.Failures())
 	}
 	l.checkConverged(t, ctx)
 }

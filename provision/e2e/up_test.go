@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/templates"
 )
@@ -21,7 +22,7 @@ import (
 func TestUpToVIP(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labSpec{prefix: "up", cps: 3, workers: 1})
-	ctx := testContext(t, 8*time.Minute)
+	ctx := e2etest.Context(t, 8*time.Minute)
 	l.mustUp(t, ctx)
 
 	holder := l.waitOneHolder(t, ctx, 30*time.Second)
@@ -109,7 +110,7 @@ func (l *testLab) snapshot(t testing.TB, ctx context.Context) map[string]map[str
 func TestIdempotentRerun(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labSpec{prefix: "idem", cps: 3, workers: 1})
-	ctx := testContext(t, 8*time.Minute)
+	ctx := e2etest.Context(t, 8*time.Minute)
 	l.mustUp(t, ctx)
 	l.waitOneHolder(t, ctx, 30*time.Second)
 
@@ -140,7 +141,7 @@ func TestIdempotentRerun(t *testing.T) {
 			}
 		}
 	}
-	if did := notSkipped(ev.all()); len(did) > 0 {
+	if did := notSkipped(ev.All()); len(did) > 0 {
 		t.Errorf("the second run did work instead of skipping: %v", did)
 	}
 	figure(t, map[string]any{"figure": "rerun", "seconds": seconds(took), "nodes": len(l.nodes()), "goal_s": 5})

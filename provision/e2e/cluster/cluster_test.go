@@ -12,11 +12,8 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,10 +21,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
@@ -49,7 +46,7 @@ const imageRepository = "lab.local"
 var hostSysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"}
 
 func TestBuildArtifactsHACluster(t *testing.T) {
-	ctx := testContext(t, 25*time.Minute)
+	ctx := e2etest.Context(t, 25*time.Minute)
 	restoreSysctls(t)
 	cli := dockertest.Docker(t)
 	image := dockertest.NodeImage(t, cli)
@@ -87,14 +84,14 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, CacheDir: filepath.Dir(root)}
 
 	// 2. lab up, phase by phase.
-	ev := &events{}
+	ev := &e2etest.Events{}
 	opts.Report = ev
 	start = time.Now()
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
-		t.Fatalf("lab up: %v\n%s", err, ev.failures())
+		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
 	}
 	t.Logf("TIMING lab up: %v", time.Since(start).Round(time.Millisecond))
-	for _, p := range ev.phaseTimes() {
+	for _, p := range phaseTimes(ev.All()) {
 		t.Logf("TIMING   phase %s", p)
 	}
 	kubeconfig := filepath.Join(l.stateRoot, l.name(), "admin.conf")
@@ -140,14 +137,14 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	}
 
 	// 8. A second lab up changes nothing.
-	again := &events{}
+	again := &e2etest.Events{}
 	opts.Report = again
 	start = time.Now()
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
-		t.Fatalf("second lab up: %v\n%s", err, again.failures())
+		t.Fatalf("second lab up: %v\n%s", err, again.Failures())
 	}
 	t.Logf("TIMING no-op lab up: %v", time.Since(start).Round(time.Millisecond))
-	if did := again.didWork(); len(did) > 0 {
+	if did := didWork(again.All()); len(did) > 0 {
 		t.Errorf("second lab up did work: %v", did)
 	}
 
@@ -168,10 +165,10 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	var outage, stopped time.Duration
 	var failedAt time.Time
 	var lastErr error
-	ok := waitFor(ctx, 2*time.Minute, 100*time.Millisecond, func() bool {
+	ok := e2etest.WaitFor(ctx, 2*time.Minute, 100*time.Millisecond, func() bool {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		_, lastErr = run(c, kubectl, "--kubeconfig", kubeconfig, "--request-timeout", "1s", "get", "nodes")
+		_, lastErr = e2etest.Run(c, kubectl, "--kubeconfig", kubeconfig, "--request-timeout", "1s", "get", "nodes")
 		now := time.Now()
 		if lastErr != nil && failedAt.IsZero() {
 			failedAt = now
@@ -212,9 +209,9 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	if err := l.prov.Create(ctx, l.lab); err != nil { // waits for its sshd
 		t.Fatal(err)
 	}
-	opts.Report = &events{}
+	opts.Report = &e2etest.Events{}
 	if err := provision.Reset(ctx, l.lab, opts); err != nil {
-		t.Fatalf("lab reset: %v\n%s", err, opts.Report.(*events).failures())
+		t.Fatalf("lab reset: %v\n%s", err, opts.Report.(*e2etest.Events).Failures())
 	}
 	if err := provision.Down(ctx, l.lab, opts); err != nil {
 		t.Fatalf("lab down: %v", err)
@@ -241,39 +238,23 @@ type testLab struct {
 // registers the deletion of everything the lab makes.
 func newLab(t *testing.T, cli *dockercli.CLI, image string) *testLab {
 	t.Helper()
-	ctx := testContext(t, time.Minute)
+	ctx := e2etest.Context(t, time.Minute)
 	l := &testLab{t: t, cli: cli, stateRoot: t.TempDir()}
-	name := "e2ec-" + randomHex(t, 3)
-	var lastErr error
-	for attempt := 0; attempt < 30; attempt++ {
-		octet := 1 + randomInt(t, 254)
-		lab, _, err := labfile.Parse(name+".yaml", []byte(labYAML(name, image, octet)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.lab = lab
-		if attempt == 0 {
-			t.Cleanup(l.teardown)
-		}
-		_, lastErr = cli.Run(ctx, "network", "create", "--driver", "bridge",
-			"--subnet", fmt.Sprintf("10.251.%d.0/24", octet), "--gateway", fmt.Sprintf("10.251.%d.1", octet),
-			"--label", docker.LabelLab+"="+name, "--label", docker.LabelNetwork+"=lab",
-			docker.NetworkName(lab, "lab"))
-		if lastErr == nil {
-			break
-		}
-		if !strings.Contains(strings.ToLower(lastErr.Error()), "overlap") {
-			t.Fatalf("reserve a subnet: %v", lastErr)
-		}
-	}
-	if lastErr != nil {
-		t.Fatalf("no free subnet: %v", lastErr)
-	}
+	name := "e2ec-" + e2etest.RandomHex(t, 3)
 	prov, err := docker.New(docker.Options{StateDir: filepath.Join(l.stateRoot, name), Docker: cli})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.prov = prov
+	t.Cleanup(l.teardown)
+	e2etest.ReserveSubnet(t, ctx, cli, "10.251", func(octet int) *labfile.Lab {
+		lab, _, err := labfile.Parse(name+".yaml", []byte(labYAML(name, image, octet)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.lab = lab
+		return lab
+	})
 	return l
 }
 
@@ -323,6 +304,9 @@ func (l *testLab) container(node string) string {
 // teardown deletes the lab's containers, volumes and networks, pass or
 // fail; on failure it first logs the kubelets' last words.
 func (l *testLab) teardown() {
+	if l.lab == nil {
+		return // the lab file did not parse: nothing was made
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if l.t.Failed() {
@@ -336,18 +320,15 @@ func (l *testLab) teardown() {
 	}
 }
 
+// exec runs a shell script in node's container as root.
 func (l *testLab) exec(ctx context.Context, node, script string) (string, error) {
-	out, err := l.cli.Run(ctx, "exec", l.container(node), "sh", "-c", script)
-	return string(out), err
+	return e2etest.Exec(ctx, l.cli, l.container(node), script)
 }
 
+// docker runs a docker command on the lab's daemon.
 func (l *testLab) docker(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
-	out, err := l.cli.Run(ctx, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(out))
+	return e2etest.Docker(t, ctx, l.cli, args...)
 }
 
 type etcdMember struct {
@@ -375,7 +356,7 @@ func (l *testLab) etcdMembers(t *testing.T, ctx context.Context, node string) []
 func (l *testLab) etcdHealth(t *testing.T, ctx context.Context, node string) string {
 	t.Helper()
 	var out string
-	waitFor(ctx, time.Minute, time.Second, func() bool {
+	e2etest.WaitFor(ctx, time.Minute, time.Second, func() bool {
 		out, _ = l.exec(ctx, node, etcdCurl+"https://127.0.0.1:2379/health")
 		return strings.Contains(out, `"health":"true"`)
 	})
@@ -400,7 +381,7 @@ func (l *testLab) kubeconfigServer(t *testing.T, path string) string {
 // nodesReady lists the Ready nodes kubectl sees through kubeconfig.
 func nodesReady(t *testing.T, ctx context.Context, kubectl, kubeconfig string) []string {
 	t.Helper()
-	out, err := run(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "nodes", "-o",
+	out, err := e2etest.Run(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "nodes", "-o",
 		`jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
 	if err != nil {
 		t.Fatalf("kubectl get nodes through the VIP: %v", err)
@@ -478,8 +459,8 @@ func (l *testLab) checkDNS(t *testing.T, ctx context.Context, kubectl, kubeconfi
 	var dnsNode string
 	var out string
 	var err error
-	ok := waitFor(ctx, 3*time.Minute, 2*time.Second, func() bool {
-		out, err = run(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o",
+	ok := e2etest.WaitFor(ctx, 3*time.Minute, 2*time.Second, func() bool {
+		out, err = e2etest.Run(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o",
 			`jsonpath={range .items[?(@.status.containerStatuses[0].ready==true)]}{.spec.nodeName}{"\n"}{end}`)
 		if f := strings.Fields(out); err == nil && len(f) > 0 {
 			dnsNode = f[0]
@@ -490,7 +471,7 @@ func (l *testLab) checkDNS(t *testing.T, ctx context.Context, kubectl, kubeconfi
 	if !ok {
 		t.Fatalf("no CoreDNS pod became ready: %v %s", err, out)
 	}
-	ok = waitFor(ctx, time.Minute, 2*time.Second, func() bool {
+	ok = e2etest.WaitFor(ctx, time.Minute, 2*time.Second, func() bool {
 		out, err = l.exec(ctx, dnsNode, remote+" "+dnsIP.String()+":53 "+name)
 		return err == nil
 	})
@@ -520,7 +501,7 @@ func (l *testLab) checkDNS(t *testing.T, ctx context.Context, kubectl, kubeconfi
 func (l *testLab) vipHolder(t *testing.T, ctx context.Context) string {
 	t.Helper()
 	var holders []string
-	waitFor(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
+	e2etest.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
 		holders = nil
 		for _, n := range l.lab.Nodes {
 			out, err := l.exec(ctx, n.Name, "ip -4 -o addr show")
@@ -557,44 +538,10 @@ func restoreSysctls(t *testing.T) {
 	})
 }
 
-func run(ctx context.Context, name string, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
-// events collects a run's progress events.
-type events struct {
-	mu   sync.Mutex
-	list []phase.Event
-}
-
-func (e *events) Event(ev phase.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.list = append(e.list, ev)
-}
-
-func (e *events) failures() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var b strings.Builder
-	for _, ev := range e.list {
-		if ev.Kind == phase.NodeFail || ev.Kind == phase.PhaseFail {
-			fmt.Fprintf(&b, "  %s %s %s: %s\n", ev.Kind, ev.Phase, ev.Node, ev.Message)
-		}
-	}
-	return b.String()
-}
-
-// phaseTimes lists each phase with how long it took.
-func (e *events) phaseTimes() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// phaseTimes lists each phase of evs with how long it took.
+func phaseTimes(evs []phase.Event) []string {
 	var out []string
-	for _, ev := range e.list {
+	for _, ev := range evs {
 		if ev.Kind == phase.PhaseDone {
 			out = append(out, fmt.Sprintf("%-20s %v", ev.Phase, ev.Elapsed.Round(time.Millisecond)))
 		}
@@ -604,11 +551,9 @@ func (e *events) phaseTimes() []string {
 
 // didWork lists the nodes a run changed: node-done events (work done,
 // not skipped) outside the phases that only read.
-func (e *events) didWork() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func didWork(evs []phase.Event) []string {
 	var out []string
-	for _, ev := range e.list {
+	for _, ev := range evs {
 		// connect, facts, preflight and ready only read: they always run.
 		if ev.Node == "" || ev.Phase == "connect" || ev.Phase == "facts" || ev.Phase == "preflight" || ev.Phase == "ready" {
 			continue
@@ -618,46 +563,6 @@ func (e *events) didWork() []string {
 		}
 	}
 	return out
-}
-
-// waitFor polls cond every interval until it holds or timeout passes.
-func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(interval):
-		}
-	}
-}
-
-func testContext(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func randomInt(t *testing.T, n int) int {
-	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(v.Int64())
 }
 
 type testWriter struct{ t *testing.T }
