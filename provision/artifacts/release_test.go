@@ -5,30 +5,24 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/labctl/lab/provision/artifacts/artifactstest"
 )
 
 // The release source is tested against a real HTTP download site and a
@@ -61,48 +55,14 @@ func testKubeadm(t *testing.T) string {
 	return bin
 }
 
-// mirror is a download site and a registry for one release.
+// mirror is a release on loopback, and what was pushed to it.
 type mirror struct {
-	files    map[string][]byte // URL path → content
-	site     *httptest.Server
-	registry *httptest.Server
-	requests atomic.Int64
-	repo     string // the registry's host:port, the image repository
-	pushed   map[string]string
+	*artifactstest.Mirror
+	pushed map[string]string // ref → manifest digest for the nodes' platform
 }
 
 func newMirror(t *testing.T) *mirror {
-	m := &mirror{files: map[string][]byte{}, pushed: map[string]string{}}
-	m.site = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.requests.Add(1)
-		data, ok := m.files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(data)
-	}))
-	t.Cleanup(m.site.Close)
-	regHandler := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	m.registry = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.requests.Add(1)
-		regHandler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(m.registry.Close)
-	m.repo = strings.TrimPrefix(m.registry.URL, "http://")
-	return m
-}
-
-// publish serves content at path with a checksum file beside it, the way
-// dl.k8s.io (hash only) or GitHub releases (hash and name) write them.
-func (m *mirror) publish(path string, content []byte, sumWithName bool) {
-	m.files[path] = content
-	sum := sha256.Sum256(content)
-	line := hex.EncodeToString(sum[:])
-	if sumWithName {
-		line += "  " + filepath.Base(path)
-	}
-	m.files[path+".sha256"] = []byte(line + "\n")
+	return &mirror{Mirror: artifactstest.New(t), pushed: map[string]string{}}
 }
 
 // publishRelease serves kubeadm (the real one for this machine), kubelet,
@@ -113,9 +73,9 @@ func (m *mirror) publishRelease(t *testing.T, kubeadm, arch string) {
 		t.Fatal(err)
 	}
 	base := "/release/" + testVersion + "/bin/linux/" + arch + "/"
-	m.publish(base+"kubeadm", bin, false)
-	m.publish(base+"kubelet", []byte("kubelet for "+arch+"\n"), false)
-	m.publish(base+"kubectl", []byte("kubectl for "+arch+"\n"), false)
+	m.Publish(base+"kubeadm", bin, false)
+	m.Publish(base+"kubelet", []byte("kubelet for "+arch+"\n"), false)
+	m.Publish(base+"kubectl", []byte("kubectl for "+arch+"\n"), false)
 	var tgz bytes.Buffer
 	zw := gzip.NewWriter(&tgz)
 	tw := tar.NewWriter(zw)
@@ -125,7 +85,7 @@ func (m *mirror) publishRelease(t *testing.T, kubeadm, arch string) {
 	}
 	tw.Close()
 	zw.Close()
-	m.publish(fmt.Sprintf("/cni/%s/cni-plugins-linux-%s-%s.tgz", CNIPluginsVersion, arch, CNIPluginsVersion), tgz.Bytes(), true)
+	m.Publish(fmt.Sprintf("/cni/%s/cni-plugins-linux-%s-%s.tgz", CNIPluginsVersion, arch, CNIPluginsVersion), tgz.Bytes(), true)
 }
 
 // randomImage is a small image whose configuration says arch.
@@ -152,7 +112,7 @@ func randomImage(t *testing.T, arch string) v1.Image {
 func (m *mirror) pushImages(t *testing.T, kubeadm, arch string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	refs, err := listImages(ctx, kubeadm, testVersion, m.repo)
+	refs, err := listImages(ctx, kubeadm, testVersion, m.Repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,9 +151,9 @@ func (m *mirror) options(arch string) ReleaseOptions {
 	return ReleaseOptions{
 		Version:         testVersion,
 		Arch:            arch,
-		ImageRepository: m.repo,
-		ReleaseURL:      m.site.URL + "/release",
-		CNIPluginsURL:   m.site.URL + "/cni",
+		ImageRepository: m.Repo,
+		ReleaseURL:      m.Site.URL + "/release",
+		CNIPluginsURL:   m.Site.URL + "/cni",
 		Log:             testWriter{t: nil},
 	}
 }
@@ -218,7 +178,7 @@ func TestReleaseGathersOnceAndVerifies(t *testing.T) {
 	}
 	// Every program is the published one, and goes where nodes want it.
 	want := map[string][]byte{
-		"kubeadm":  m.files["/release/"+testVersion+"/bin/linux/"+arch+"/kubeadm"],
+		"kubeadm":  m.File("/release/" + testVersion + "/bin/linux/" + arch + "/kubeadm"),
 		"kubelet":  []byte("kubelet for " + arch + "\n"),
 		"kubectl":  []byte("kubectl for " + arch + "\n"),
 		"loopback": []byte("loopback for " + arch),
@@ -262,16 +222,16 @@ func TestReleaseGathersOnceAndVerifies(t *testing.T) {
 	}
 
 	// A second Release finds the Set without a single request.
-	before := m.requests.Load()
+	before := m.Requests()
 	s2, cached, err := cache.Release(ctx, o)
 	if err != nil || !cached || s2.Key != s.Key {
 		t.Errorf("second Release: cached=%v key %s vs %s, err %v", cached, s2.Key, s.Key, err)
 	}
-	if n := m.requests.Load() - before; n != 0 {
+	if n := m.Requests() - before; n != 0 {
 		t.Errorf("second Release made %d requests", n)
 	}
 	// So does a lookup by what the lab asks for.
-	found, err := cache.Find(Query{Version: testVersion, Arch: arch, Source: SourceRelease, ImageRepository: m.repo})
+	found, err := cache.Find(Query{Version: testVersion, Arch: arch, Source: SourceRelease, ImageRepository: m.Repo})
 	if err != nil || found.Key != s.Key {
 		t.Errorf("Find: %v, %v", found, err)
 	}
@@ -290,14 +250,14 @@ func TestReleaseRefusesWhatDoesNotMatch(t *testing.T) {
 		want   []string
 	}{
 		{"kubelet checksum", func(_ *testing.T, m *mirror, _ []string) {
-			m.files["/release/"+testVersion+"/bin/linux/"+arch+"/kubelet"] = []byte("tampered")
+			m.Set("/release/"+testVersion+"/bin/linux/"+arch+"/kubelet", []byte("tampered"))
 		}, []string{"kubelet", "checksum mismatch"}},
 		{"cni checksum", func(_ *testing.T, m *mirror, _ []string) {
 			p := fmt.Sprintf("/cni/%s/cni-plugins-linux-%s-%s.tgz", CNIPluginsVersion, arch, CNIPluginsVersion)
-			m.files[p] = append(m.files[p], 0)
+			m.Set(p, append(m.File(p), 0))
 		}, []string{"cni-plugins", "checksum mismatch"}},
 		{"no checksum file", func(_ *testing.T, m *mirror, _ []string) {
-			delete(m.files, "/release/"+testVersion+"/bin/linux/"+arch+"/kubectl.sha256")
+			m.Set("/release/"+testVersion+"/bin/linux/"+arch+"/kubectl.sha256", nil)
 		}, []string{"kubectl.sha256", "404"}},
 		{"image for another architecture", func(t *testing.T, m *mirror, refs []string) {
 			tag, _ := name.NewTag(refs[len(refs)-1])
@@ -322,7 +282,7 @@ func TestReleaseRefusesWhatDoesNotMatch(t *testing.T) {
 			defer cancel()
 			o := m.options(arch)
 			if tc.name == "missing image" {
-				o.ImageRepository = m.repo + "/missing"
+				o.ImageRepository = m.Repo + "/missing"
 			}
 			o.Log = testWriter{t}
 			_, _, err := cache.Release(ctx, o)
