@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -235,7 +236,15 @@ func containsKey(known []knownhosts.KnownKey, key ssh.PublicKey) bool {
 // record adds a line for addr (replacing the lines for addr when replace is
 // set) and writes the file atomically: a temporary file in the same
 // directory, 0600, synced, then renamed over the old one. Call with mu held.
+// mu orders this process's writers; an flock on a sibling file orders
+// those of other lab processes on the same lab (lab status while lab up
+// runs), so neither loses the other's line.
 func (h *hostKeys) record(addr string, key ssh.PublicKey, replace bool) error {
+	unlock, err := lockFile(h.file + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old, err := os.ReadFile(h.file)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -320,4 +329,20 @@ func fakeAddr(addr string) net.Addr {
 	a := &net.TCPAddr{IP: net.ParseIP(host)}
 	fmt.Sscan(port, &a.Port)
 	return a
+}
+
+// lockFile takes an exclusive flock on path, creating it (0600).
+func lockFile(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
