@@ -52,13 +52,17 @@ type Options struct {
 	// BootTimeout bounds the wait for each node's sshd. Default:
 	// DefaultBootTimeout.
 	BootTimeout time.Duration
+	// SysctlRecord is the host-wide record of the host settings node
+	// kubelets change. Default: DefaultSysctlRecord().
+	SysctlRecord string
 }
 
 // Provider creates container nodes for one lab.
 type Provider struct {
-	stateDir    string
-	cli         *dockercli.CLI
-	bootTimeout time.Duration
+	stateDir     string
+	cli          *dockercli.CLI
+	bootTimeout  time.Duration
+	sysctlRecord string
 
 	mu      sync.Mutex
 	runArgs []string // the host-dependent docker run flags, once probed
@@ -81,7 +85,10 @@ func New(o Options) (*Provider, error) {
 	if o.BootTimeout == 0 {
 		o.BootTimeout = DefaultBootTimeout
 	}
-	return &Provider{stateDir: o.StateDir, cli: o.Docker, bootTimeout: o.BootTimeout}, nil
+	if o.SysctlRecord == "" {
+		o.SysctlRecord = DefaultSysctlRecord()
+	}
+	return &Provider{stateDir: o.StateDir, cli: o.Docker, bootTimeout: o.BootTimeout, sysctlRecord: o.SysctlRecord}, nil
 }
 
 // ContainerName is the container of node n in lab l.

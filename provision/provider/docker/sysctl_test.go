@@ -7,41 +7,124 @@ import (
 	"testing"
 )
 
-// TestHostSysctlsAreRestored changes a host setting the way a kubelet in a
-// node would, and checks that Delete's restore puts the saved value back.
-func TestHostSysctlsAreRestored(t *testing.T) {
+// sysctlTest changes kernel.panic the way a kubelet in a node would and
+// puts the host's value back when the test ends.
+func sysctlTest(t *testing.T) (orig, changed string, set func(string), get func() string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to write /proc/sys")
 	}
-	const key = "kernel/panic"
-	orig, err := os.ReadFile(filepath.Join("/proc/sys", key))
+	p := filepath.Join("/proc/sys", "kernel/panic")
+	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Skip(err)
 	}
-	t.Cleanup(func() { _ = os.WriteFile(filepath.Join("/proc/sys", key), orig, 0o644) })
-	p := &Provider{stateDir: t.TempDir()}
+	orig = strings.TrimSpace(string(b))
+	t.Cleanup(func() { _ = os.WriteFile(p, []byte(orig), 0o644) })
+	changed = "17"
+	if orig == changed {
+		changed = "18"
+	}
+	set = func(v string) {
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get = func() string {
+		b, _ := os.ReadFile(p)
+		return strings.TrimSpace(string(b))
+	}
+	return orig, changed, set, get
+}
+
+// TestHostSysctlsAreRestored: Delete's restore puts the saved value back,
+// and a second save (a later Create) does not record a changed value.
+func TestHostSysctlsAreRestored(t *testing.T) {
+	orig, changed, set, get := sysctlTest(t)
+	record := filepath.Join(t.TempDir(), "run", "record.json")
+	p := &Provider{stateDir: t.TempDir(), sysctlRecord: record}
 	if err := p.saveHostSysctls(); err != nil {
 		t.Fatal(err)
 	}
-	changed := "17"
-	if strings.TrimSpace(string(orig)) == changed {
-		changed = "18"
-	}
-	if err := os.WriteFile(filepath.Join("/proc/sys", key), []byte(changed), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// A second save must not record the changed value.
+	set(changed)
 	if err := p.saveHostSysctls(); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.restoreHostSysctls(); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := os.ReadFile(filepath.Join("/proc/sys", key))
-	if string(got) != string(orig) {
+	if got := get(); got != orig {
 		t.Errorf("kernel.panic is %q after restore, want %q", got, orig)
 	}
-	if _, err := os.Stat(filepath.Join(p.stateDir, sysctlFile)); !os.IsNotExist(err) {
-		t.Error("the saved values were not removed after the restore")
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Error("the record was not removed after the last lab's restore")
+	}
+}
+
+// TestHostSysctlsTwoLabs: the second lab must not record the first lab's
+// changes as the host's values, and the first lab's down must leave them
+// for the second lab's kubelets; the last down restores.
+func TestHostSysctlsTwoLabs(t *testing.T) {
+	orig, changed, set, get := sysctlTest(t)
+	record := filepath.Join(t.TempDir(), "record.json")
+	a := &Provider{stateDir: t.TempDir(), sysctlRecord: record}
+	b := &Provider{stateDir: t.TempDir(), sysctlRecord: record}
+	if err := a.saveHostSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	set(changed) // lab a's kubelets
+	if err := b.saveHostSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.restoreHostSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != changed {
+		t.Errorf("lab a's down set kernel.panic to %q while lab b runs, want %q left", got, changed)
+	}
+	if err := b.restoreHostSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != orig {
+		t.Errorf("after the last down kernel.panic is %q, want the host's %q", got, orig)
+	}
+}
+
+// TestHostSysctlsForgetsGoneLabs: a lab whose state directory is gone (its
+// lab down failed half-way, or it was deleted by hand) does not keep the
+// host's settings changed forever; a record of another boot is ignored.
+func TestHostSysctlsForgetsGoneLabs(t *testing.T) {
+	orig, changed, set, get := sysctlTest(t)
+	record := filepath.Join(t.TempDir(), "record.json")
+	goneDir := filepath.Join(t.TempDir(), "gone")
+	os.Mkdir(goneDir, 0o700)
+	gone := &Provider{stateDir: goneDir, sysctlRecord: record}
+	p := &Provider{stateDir: t.TempDir(), sysctlRecord: record}
+	for _, x := range []*Provider{gone, p} {
+		if err := x.saveHostSysctls(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(changed)
+	os.RemoveAll(goneDir)
+	if err := p.restoreHostSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != orig {
+		t.Errorf("kernel.panic %q, want %q: a gone lab held the restore back", got, orig)
+	}
+
+	// A record from another boot holds values the kernel has forgotten.
+	if err := os.WriteFile(record, []byte(`{"bootID":"another-boot","values":{"kernel/panic":"99"},"labs":["/x"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.saveHostSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	set(changed)
+	if err := p.restoreHostSysctls(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != orig {
+		t.Errorf("kernel.panic %q after a stale record, want %q", got, orig)
 	}
 }
