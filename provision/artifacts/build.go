@@ -138,40 +138,54 @@ func (c Cache) Build(ctx context.Context, o BuildOptions) (set *Set, cached bool
 		"pause":           digestOf(pauseSource),
 		"userland":        fmt.Sprintf("%s %d", filepath.Base(o.Userland), userland.Size()),
 	}
+	return c.make(o.Version, inputs, o.Force, o.Log, func(s *Set, work string) error {
+		b := &builder{o: o, work: work, out: filepath.Join(work, "out")}
+		if err := os.MkdirAll(b.out, 0o755); err != nil {
+			return err
+		}
+		if err := b.build(ctx, s); err != nil {
+			return fmt.Errorf("build artifacts %s: %w", o.Version, err)
+		}
+		return nil
+	})
+}
+
+// make returns the Set of version made from inputs: the cached one when
+// it is there and intact (unless force), else the one fill makes in a
+// scratch directory, stored once fill has put every blob in place. The
+// version directory stays locked throughout, so that two lab commands
+// never make the same Set at once; the second finds the first one's.
+func (c Cache) make(version string, inputs map[string]string, force bool, log io.Writer, fill func(s *Set, work string) error) (*Set, bool, error) {
 	key := inputKey(inputs)
-	dir := c.versionDir(o.Version)
+	dir := c.versionDir(version)
 	unlock, err := lock(dir)
 	if err != nil {
 		return nil, false, err
 	}
 	defer unlock()
-	if !o.Force {
-		if s, err := c.Load(o.Version, key); err == nil {
+	if !force {
+		if s, err := c.Load(version, key); err == nil {
 			return s, true, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(o.Log, "artifacts: rebuilding: %v\n", err)
+			fmt.Fprintf(log, "artifacts: making the set again: %v\n", err)
 		}
 	}
-
-	// Scratch directories of builds that were killed: nobody else can be
+	// Scratch directories of runs that were killed: nobody else can be
 	// using them while the lock is held.
-	if stale, _ := filepath.Glob(filepath.Join(dir, "build-*")); len(stale) > 0 {
+	for _, pattern := range []string{"build-*", "work-*", "release-*"} {
+		stale, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, d := range stale {
 			os.RemoveAll(d)
 		}
 	}
-	work, err := os.MkdirTemp(dir, "build-")
+	work, err := os.MkdirTemp(dir, "work-")
 	if err != nil {
-		return nil, false, fmt.Errorf("build artifacts: %w", err)
+		return nil, false, fmt.Errorf("artifact cache: %w", err)
 	}
 	defer os.RemoveAll(work)
-	b := &builder{o: o, work: work, out: filepath.Join(work, "out")}
-	if err := os.MkdirAll(b.out, 0o755); err != nil {
+	s := &Set{Version: version, Arch: inputs["arch"], Source: inputs["source"], Key: key, Inputs: inputs, dir: dir}
+	if err := fill(s, work); err != nil {
 		return nil, false, err
-	}
-	s := &Set{Version: o.Version, Arch: o.Arch, Source: SourceBuild, Key: key, Inputs: inputs, dir: dir}
-	if err := b.build(ctx, s); err != nil {
-		return nil, false, fmt.Errorf("build artifacts %s: %w", o.Version, err)
 	}
 	if err := c.store(s); err != nil {
 		return nil, false, err

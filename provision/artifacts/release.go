@@ -2,10 +2,8 @@ package artifacts
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -114,34 +112,13 @@ func (c Cache) Release(ctx context.Context, o ReleaseOptions) (set *Set, cached 
 		"cniPluginsURL":   o.CNIPluginsURL,
 		"cniPlugins":      CNIPluginsVersion,
 	}
-	key := inputKey(inputs)
-	dir := c.versionDir(o.Version)
-	unlock, err := lock(dir)
-	if err != nil {
-		return nil, false, err
-	}
-	defer unlock()
-	if !o.Force {
-		if s, err := c.Load(o.Version, key); err == nil {
-			return s, true, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(o.Log, "artifacts: gathering again: %v\n", err)
+	return c.make(o.Version, inputs, o.Force, o.Log, func(s *Set, work string) error {
+		g := &gatherer{o: o, work: work}
+		if err := g.gather(ctx, s); err != nil {
+			return fmt.Errorf("release artifacts %s: %w", o.Version, err)
 		}
-	}
-	work, err := os.MkdirTemp(dir, "release-")
-	if err != nil {
-		return nil, false, fmt.Errorf("release artifacts: %w", err)
-	}
-	defer os.RemoveAll(work)
-	g := &gatherer{o: o, work: work}
-	s := &Set{Version: o.Version, Arch: o.Arch, Source: SourceRelease, Key: key, Inputs: inputs, dir: dir}
-	if err := g.gather(ctx, s); err != nil {
-		return nil, false, fmt.Errorf("release artifacts %s: %w", o.Version, err)
-	}
-	if err := c.store(s); err != nil {
-		return nil, false, err
-	}
-	return s, false, nil
+		return nil
+	})
 }
 
 // gatherer does one Release.

@@ -300,7 +300,7 @@ func TestReleaseRefusesWhatDoesNotMatch(t *testing.T) {
 			}
 			// Nothing half-gathered is left to be found.
 			sets, _ := filepath.Glob(filepath.Join(cache.Root, testVersion, "*.json"))
-			work, _ := filepath.Glob(filepath.Join(cache.Root, testVersion, "release-*"))
+			work, _ := filepath.Glob(filepath.Join(cache.Root, testVersion, "work-*"))
 			if len(sets) > 0 || len(work) > 0 {
 				t.Errorf("left behind: %v %v", sets, work)
 			}
