@@ -5,7 +5,9 @@
 // cluster on container nodes (3 control planes behind a Keepalived +
 // HAProxy VIP, 1 worker), with every binary and image built from source
 // here and nothing pulled from anywhere; it survives the loss of the node
-// that holds the VIP, and lab reset and lab down leave nothing behind.
+// that holds the VIP, and lab reset and lab down leave nothing behind. Its
+// pods reach each other across nodes through lab's own pod network, and
+// reach services by ClusterIP and by DNS name.
 //
 // Run: go test -tags e2e -timeout 30m ./provision/e2e/cluster
 package cluster
@@ -125,7 +127,11 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	// the same build).
 	l.checkDNS(t, ctx, kubectl, kubeconfig)
 
-	// 7. Memory per node, from each node's own memory cgroup (docker
+	// 7. The pod network as pods see it: TCP between pods on different
+	// nodes through the datapath, ClusterIP services, cluster DNS.
+	l.checkPodNetwork(t, ctx, kubectl, kubeconfig)
+
+	// 8. Memory per node, from each node's own memory cgroup (docker
 	// stats reads nothing for these nodes on cgroup v1).
 	for _, n := range l.lab.Nodes {
 		out, err := l.exec(ctx, n.Name, "cat /sys/fs/cgroup/memory/memory.usage_in_bytes; awk '$1 == \"total_rss\" {print $2}' /sys/fs/cgroup/memory/memory.stat")
@@ -136,7 +142,7 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 		}
 	}
 
-	// 8. A second lab up changes nothing.
+	// 9. A second lab up changes nothing.
 	again := &e2etest.Events{}
 	opts.Report = again
 	start = time.Now()
@@ -148,7 +154,7 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 		t.Errorf("second lab up did work: %v", did)
 	}
 
-	// 9. Failover: stop the container holding the VIP; the API answers
+	// 10. Failover: stop the container holding the VIP; the API answers
 	// through the VIP again and etcd keeps quorum.
 	holder := l.vipHolder(t, ctx)
 	t.Logf("VIP holder: %s", holder)
@@ -203,7 +209,7 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 		t.Errorf("etcd on %s after losing %s: %s", survivor, holder, health)
 	}
 
-	// 10. Bring the node back, then lab reset must audit clean and lab
+	// 11. Bring the node back, then lab reset must audit clean and lab
 	// down remove everything.
 	l.docker(t, ctx, "start", l.container(holder))
 	if err := l.prov.Create(ctx, l.lab); err != nil { // waits for its sshd
@@ -480,6 +486,9 @@ func (l *testLab) checkDNS(t *testing.T, ctx context.Context, kubectl, kubeconfi
 	} else {
 		t.Logf("DNS: %s = %s, answered by CoreDNS through %s, asked from %s", name, apiIP, dnsIP, dnsNode)
 	}
+	// The other nodes ask only once kube-proxy on each has the service's
+	// rules: a query that finds none is lost outside the pod network.
+	l.waitKubeProxy(t, ctx, dnsIP.String()+":53")
 	for _, n := range l.lab.Nodes {
 		if n.Name == dnsNode {
 			continue
