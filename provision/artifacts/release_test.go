@@ -237,6 +237,51 @@ func TestReleaseGathersOnceAndVerifies(t *testing.T) {
 	}
 }
 
+// TestReleaseForAnotherArchitecture gathers for nodes of the other
+// architecture: their programs, images for their platform out of a
+// multi-platform index, and the image list from this machine's kubeadm
+// (theirs cannot run here).
+func TestReleaseForAnotherArchitecture(t *testing.T) {
+	kubeadm := testKubeadm(t)
+	host, other := runtime.GOARCH, "arm64"
+	if host == "arm64" {
+		other = "amd64"
+	}
+	m := newMirror(t)
+	m.publishRelease(t, kubeadm, host)
+	m.publishRelease(t, kubeadm, other)
+	m.Publish("/release/"+testVersion+"/bin/linux/"+other+"/kubeadm", []byte("kubeadm for "+other), false)
+	m.pushImages(t, kubeadm, other)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := m.options(other)
+	o.Log = testWriter{t}
+	s, _, err := Cache{Root: t.TempDir()}.Release(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"kubeadm": "kubeadm for " + other, "loopback": "loopback for " + other} {
+		got, err := os.ReadFile(s.Path(s.Binary(name).Digest))
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	for _, im := range s.Images {
+		tag, _ := name.NewTag(im.Ref)
+		img, err := tarball.ImageFromPath(s.Path(im.Digest), &tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil || cf.Architecture != other {
+			t.Errorf("%s: image for %v, want %s (%v)", im.Ref, cf.Architecture, other, err)
+		}
+		if !strings.HasSuffix(im.Pulled, "@"+m.pushed[im.Ref]) {
+			t.Errorf("%s: pulled %s, want %s", im.Ref, im.Pulled, m.pushed[im.Ref])
+		}
+	}
+}
+
 func TestReleaseRefusesWhatDoesNotMatch(t *testing.T) {
 	kubeadm := testKubeadm(t)
 	arch := runtime.GOARCH
