@@ -55,40 +55,17 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 
 	// 1. The artifacts, timed on their own: cold on a fresh machine,
 	// from the cache afterwards.
-	root, err := artifacts.DefaultRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	userland, err := nodeimage.BaseTarball("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	set, cached, err := artifacts.Cache{Root: root}.Build(ctx, artifacts.BuildOptions{
-		Version: version, ImageRepository: imageRepository, Userland: userland, Log: testWriter{t},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("TIMING artifacts build (cached=%v): %v", cached, time.Since(start).Round(time.Millisecond))
-	// kubectl of the same build, for this machine (the cache keeps blobs
-	// without the executable bit).
-	kubectl := filepath.Join(t.TempDir(), "kubectl")
-	data, err := os.ReadFile(set.Path(set.Binary("kubectl").Digest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kubectl, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	set := buildSet(t, ctx)
+	kubectl := kubectlOf(t, set)
 
 	l := newLab(t, cli, image)
-	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, CacheDir: filepath.Dir(root)}
+	// The default cache, where buildSet put the Set.
+	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov}
 
 	// 2. lab up, phase by phase.
 	ev := &e2etest.Events{}
 	opts.Report = ev
-	start = time.Now()
+	start := time.Now()
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
 		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
 	}
@@ -243,25 +220,69 @@ type testLab struct {
 // network up front (Docker refuses overlapping subnets atomically) and
 // registers the deletion of everything the lab makes.
 func newLab(t *testing.T, cli *dockercli.CLI, image string) *testLab {
+	return newLabFrom(t, cli, func(name string, octet int) string { return labYAML(name, image, octet) })
+}
+
+// newLabFrom is newLab with the lab file lab returns for the lab's name
+// and the third octet of its reserved subnet.
+func newLabFrom(t *testing.T, cli *dockercli.CLI, lab func(name string, octet int) string) *testLab {
 	t.Helper()
 	ctx := e2etest.Context(t, time.Minute)
 	l := &testLab{t: t, cli: cli, stateRoot: t.TempDir()}
-	name := "e2ec-" + e2etest.RandomHex(t, 3)
-	prov, err := docker.New(docker.Options{StateDir: filepath.Join(l.stateRoot, name), Docker: cli})
+	labName := "e2ec-" + e2etest.RandomHex(t, 3)
+	prov, err := docker.New(docker.Options{StateDir: filepath.Join(l.stateRoot, labName), Docker: cli})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.prov = prov
 	t.Cleanup(l.teardown)
 	e2etest.ReserveSubnet(t, ctx, cli, "10.251", func(octet int) *labfile.Lab {
-		lab, _, err := labfile.Parse(name+".yaml", []byte(labYAML(name, image, octet)))
+		parsed, _, err := labfile.Parse(labName+".yaml", []byte(lab(labName, octet)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.lab = lab
-		return lab
+		l.lab = parsed
+		return parsed
 	})
 	return l
+}
+
+// buildSet returns the build source's Set for the tests' version and
+// image repository: built on a fresh machine, from the cache afterwards.
+func buildSet(t *testing.T, ctx context.Context) *artifacts.Set {
+	t.Helper()
+	root, err := artifacts.DefaultRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	userland, err := nodeimage.BaseTarball("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	set, cached, err := artifacts.Cache{Root: root}.Build(ctx, artifacts.BuildOptions{
+		Version: version, ImageRepository: imageRepository, Userland: userland, Log: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("TIMING artifacts build (cached=%v): %v", cached, time.Since(start).Round(time.Millisecond))
+	return set
+}
+
+// kubectlOf writes the Set's kubectl where this machine can run it (the
+// cache keeps blobs without the executable bit).
+func kubectlOf(t *testing.T, set *artifacts.Set) string {
+	t.Helper()
+	kubectl := filepath.Join(t.TempDir(), "kubectl")
+	data, err := os.ReadFile(set.Path(set.Binary("kubectl").Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kubectl, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return kubectl
 }
 
 func labYAML(name, image string, octet int) string {

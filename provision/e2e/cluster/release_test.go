@@ -24,12 +24,8 @@ import (
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/artifacts/artifactstest"
-	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
-	"github.com/labctl/lab/provision/provider/docker"
-	"github.com/labctl/lab/provision/provider/docker/dockercli"
 	"github.com/labctl/lab/provision/provider/docker/dockertest"
-	"github.com/labctl/lab/provision/provider/docker/nodeimage"
 )
 
 // TestReleaseArtifactsAndBundle is the release source end to end. This
@@ -48,20 +44,7 @@ func TestReleaseArtifactsAndBundle(t *testing.T) {
 	cli := dockertest.Docker(t)
 	image := dockertest.NodeImage(t, cli)
 
-	root, err := artifacts.DefaultRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	userland, err := nodeimage.BaseTarball("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	built, _, err := artifacts.Cache{Root: root}.Build(ctx, artifacts.BuildOptions{
-		Version: version, ImageRepository: imageRepository, Userland: userland, Log: testWriter{t},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	built := buildSet(t, ctx)
 	m := artifactstest.New(t)
 	start := time.Now()
 	publishRelease(t, ctx, m, built)
@@ -109,14 +92,7 @@ func TestReleaseArtifactsAndBundle(t *testing.T) {
 		}
 	}
 
-	kubectl := filepath.Join(t.TempDir(), "kubectl")
-	data, err := os.ReadFile(set.Path(set.Binary("kubectl").Digest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kubectl, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	kubectl := kubectlOf(t, set)
 	kubeconfig := filepath.Join(l.stateRoot, l.name(), "admin.conf")
 	if ready := nodesReady(t, ctx, kubectl, kubeconfig); len(ready) != 1 {
 		t.Errorf("Ready nodes %v, want cp1", ready)
@@ -263,28 +239,4 @@ nodes:
     roles: [control-plane]
     addresses: {lab: 10.251.%[3]d.11}
 `, name, image, octet, version, m.Repo, m.Site.URL)
-}
-
-// newLabFrom is newLab with the lab file lab returns for the lab's name
-// and the third octet of its reserved subnet.
-func newLabFrom(t *testing.T, cli *dockercli.CLI, lab func(name string, octet int) string) *testLab {
-	t.Helper()
-	ctx := e2etest.Context(t, time.Minute)
-	l := &testLab{t: t, cli: cli, stateRoot: t.TempDir()}
-	labName := "e2ec-" + e2etest.RandomHex(t, 3)
-	prov, err := docker.New(docker.Options{StateDir: filepath.Join(l.stateRoot, labName), Docker: cli})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.prov = prov
-	t.Cleanup(l.teardown)
-	e2etest.ReserveSubnet(t, ctx, cli, "10.251", func(octet int) *labfile.Lab {
-		parsed, _, err := labfile.Parse(labName+".yaml", []byte(lab(labName, octet)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.lab = parsed
-		return parsed
-	})
-	return l
 }
