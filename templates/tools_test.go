@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/labfile"
 )
 
@@ -21,7 +22,7 @@ func needTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		missing(t, fmt.Sprintf("%s is not installed (apt-get install %s)", name, name))
+		tooltest.Missing(t, fmt.Sprintf("%s is not installed (apt-get install %s)", name, name))
 	}
 	return p
 }
@@ -30,16 +31,8 @@ func needTool(t *testing.T, name string) string {
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		missing(t, "needs root for network namespaces")
+		tooltest.Missing(t, "needs root for network namespaces")
 	}
-}
-
-func missing(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("LAB_REQUIRE_TOOLS=1 but %s", why)
-	}
-	t.Skip(why)
 }
 
 // run runs a command and returns its combined output and error.

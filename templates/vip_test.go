@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/labfile"
 )
 
@@ -146,7 +147,7 @@ func TestVIPFailover(t *testing.T) {
 		needTool(t, tool)
 	}
 	if _, err := os.Stat("/etc/keepalived"); err != nil {
-		missing(t, "/etc/keepalived (the mount point for each node's files) does not exist")
+		tooltest.Missing(t, "/etc/keepalived (the mount point for each node's files) does not exist")
 	}
 	l, _, err := labfile.Load("../labs/ci.yaml")
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/artifacts/artifactstest"
 )
 
@@ -36,21 +37,10 @@ const testVersion = "v1.34.12"
 // testKubeadm finds the real kubeadm of testVersion for this machine.
 func testKubeadm(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("LAB_KUBEADM")
-	if bin == "" {
-		tools := os.Getenv("LAB_TOOLS_DIR")
-		if tools == "" {
-			tools = filepath.Join("..", "..", ".cache", "tools")
-		}
-		bin = filepath.Join(tools, "kubeadm")
-	}
+	bin := tooltest.Find(t, "kubeadm", "LAB_KUBEADM", "run .ci/build-kubeadm.sh")
 	out, err := exec.Command(bin, "version", "-o", "short").Output()
-	if err != nil || strings.TrimSpace(string(out)) != testVersion {
-		why := fmt.Sprintf("no kubeadm %s at %s (run .ci/build-kubeadm.sh or set LAB_KUBEADM): %v %s", testVersion, bin, err, out)
-		if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-			t.Fatal(why)
-		}
-		t.Skip(why)
+	if v := strings.TrimSpace(string(out)); err != nil || v != testVersion {
+		tooltest.Missing(t, fmt.Sprintf("%s is kubeadm %q (%v), the tests need %s (run .ci/build-kubeadm.sh)", bin, v, err, testVersion))
 	}
 	return bin
 }

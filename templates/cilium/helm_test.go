@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/labfile"
 )
 
@@ -30,51 +31,18 @@ import (
 // install would otherwise assume Kubernetes 1.20.
 const kubeVersion = "1.34.0"
 
-func missing(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("LAB_REQUIRE_TOOLS=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
-func toolsDir() string {
-	if d := os.Getenv("LAB_TOOLS_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join("..", "..", ".cache", "tools")
-}
-
 // helmBinary returns the judge, checking that it is a Helm 3.
 func helmBinary(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("LAB_HELM")
-	if bin == "" {
-		if p := filepath.Join(toolsDir(), "helm"); isFile(p) {
-			bin = p
-		} else if p, err := exec.LookPath("helm"); err == nil {
-			bin = p
-		} else {
-			missing(t, "no helm binary: run .ci/build-helm.sh (or set LAB_HELM)")
-		}
-	}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	abs := tooltest.Find(t, "helm", "LAB_HELM", "run .ci/build-helm.sh")
 	out, err := helm(t, abs, "version", "--template", "{{.Version}}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out, "v3.") {
-		missing(t, fmt.Sprintf("%s is helm %q, the tests need helm 3 (run .ci/build-helm.sh)", abs, out))
+		tooltest.Missing(t, fmt.Sprintf("%s is helm %q, the tests need helm 3 (run .ci/build-helm.sh)", abs, out))
 	}
 	return abs
-}
-
-func isFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
 }
 
 // chart is one real Cilium chart.
@@ -90,7 +58,7 @@ var chartVersion = regexp.MustCompile(`(?m)^version: (\d+)\.(\d+)\.\d+\s*$`)
 // is caught.
 func charts(t *testing.T) []chart {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(toolsDir(), "charts", "cilium-*", "Chart.yaml"))
+	paths, err := filepath.Glob(filepath.Join(tooltest.Dir(), "charts", "cilium-*", "Chart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +81,8 @@ func charts(t *testing.T) []chart {
 		minors[string(m[1])+"."+string(m[2])] = true
 	}
 	if len(minors) < 2 {
-		missing(t, fmt.Sprintf("%d Cilium chart minor versions under %s, the tests need two: run .ci/build-helm.sh",
-			len(minors), filepath.Join(toolsDir(), "charts")))
+		tooltest.Missing(t, fmt.Sprintf("%d Cilium chart minor versions under %s, the tests need two: run .ci/build-helm.sh",
+			len(minors), filepath.Join(tooltest.Dir(), "charts")))
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/labfile"
 )
 
@@ -28,48 +29,18 @@ import (
 // nobody); the dry-run control-plane phase writes only where
 // KUBEADM_INIT_DRYRUN_DIR points.
 
-func missing(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("LAB_REQUIRE_TOOLS=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
 // kubeadmBinary returns the judge, checking that it is the right release.
 func kubeadmBinary(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("LAB_KUBEADM")
-	if bin == "" {
-		tools := os.Getenv("LAB_TOOLS_DIR")
-		if tools == "" {
-			tools = filepath.Join("..", "..", ".cache", "tools")
-		}
-		if p := filepath.Join(tools, "kubeadm"); fileExists(p) {
-			bin = p
-		} else if p, err := exec.LookPath("kubeadm"); err == nil {
-			bin = p
-		} else {
-			missing(t, "no kubeadm binary: run .ci/build-kubeadm.sh (or set LAB_KUBEADM)")
-		}
-	}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	abs := tooltest.Find(t, "kubeadm", "LAB_KUBEADM", "run .ci/build-kubeadm.sh")
 	out, err := kubeadmRun(t, abs, nil, "version", "-o", "short")
 	if err != nil {
 		t.Fatalf("%s version: %v\n%s", abs, err, out)
 	}
 	if v := strings.TrimSpace(out); v != KubeadmVersion {
-		missing(t, fmt.Sprintf("%s is kubeadm %q, the tests need %s (run .ci/build-kubeadm.sh)", abs, v, KubeadmVersion))
+		tooltest.Missing(t, fmt.Sprintf("%s is kubeadm %q, the tests need %s (run .ci/build-kubeadm.sh)", abs, v, KubeadmVersion))
 	}
 	return abs
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
 }
 
 // kubeadmRun runs kubeadm with a deadline so that a hung judge fails the
@@ -161,7 +132,7 @@ func TestRealKubeadmCerts(t *testing.T) {
 	bin := kubeadmBinary(t)
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
-		missing(t, "openssl is not installed (apt-get install openssl)")
+		tooltest.Missing(t, "openssl is not installed (apt-get install openssl)")
 	}
 	all := labs(t)
 	for _, name := range sortedNames(all) {
