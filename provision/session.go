@@ -236,6 +236,10 @@ func (c conn) Run(ctx context.Context, cmd string) (string, error) {
 	return string(out), err
 }
 
+// MaskSecrets implements steps.SecretMasker: the transport masks them in
+// every node's output and errors from now on.
+func (c conn) MaskSecrets(secrets ...string) { c.c.Secrets().Add(secrets...) }
+
 func (c conn) Upload(ctx context.Context, files []templates.File) (int, error) {
 	up := make([]ssh.File, len(files))
 	for i, f := range files {

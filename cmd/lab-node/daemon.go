@@ -43,7 +43,7 @@ func runDaemon(args []string) error {
 	host, _ := os.Hostname()
 	var (
 		cfg        daemon.Config
-		kubeconfig = fs.String("kubeconfig", "/etc/kubernetes/kubelet.conf", "kubeconfig to read Node objects with")
+		kubeconfig = fs.String("kubeconfig", "/etc/lab/lab-node.conf", "kubeconfig to read Node objects with (lab writes this one, for the ServiceAccount kube-system/lab-node)")
 		nodesFile  = fs.String("nodes-file", "", "read the node list from this JSON file instead of the API server")
 		attach     = fs.String("attach-mode", "auto", "how to hook programs: auto, tcx or clsact")
 		debug      = fs.Bool("debug", false, "log debug messages")

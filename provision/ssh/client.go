@@ -36,6 +36,10 @@ func (c *Client) Name() string { return c.target.Name }
 // Target is where the client connects.
 func (c *Client) Target() Target { return c.target }
 
+// Secrets is the secret set of the client's transport, shared by every
+// node: a secret learnt from one node is masked in all their output.
+func (c *Client) Secrets() *Secrets { return c.t.secrets }
+
 // Close closes the connection. A later command reconnects.
 func (c *Client) Close() error {
 	c.mu.Lock()

@@ -403,6 +403,16 @@ func (c *Client) sendOne(client *sftp.Client, u *upload) (int64, error) {
 		u.tmp = ""
 		return 0, err
 	}
+	// sftp-server creates the file with the umask's mode (0644, usually)
+	// and finishScript sets the real one only after the content is in:
+	// a private file (a kubeconfig with a token, kubeadm's configs) must
+	// be unreadable to others before its content arrives.
+	if u.Mode.Perm()&0o077 == 0 {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return 0, fmt.Errorf("making the temporary file private: %w", err)
+		}
+	}
 	var src io.Reader = bytes.NewReader(u.Data)
 	if u.Src != "" {
 		lf, err := os.Open(u.Src)

@@ -28,6 +28,15 @@ type Conn interface {
 	Upload(ctx context.Context, files []templates.File) (written int, err error)
 }
 
+// SecretMasker is implemented by connections that mask registered secrets
+// in every output line and error they report (the SSH transport does).
+// Secrets learnt from a node, such as lab-node's ServiceAccount token,
+// travel through a command's output once; registering them keeps them out
+// of every later log line and error.
+type SecretMasker interface {
+	MaskSecrets(secrets ...string)
+}
+
 // Dialer opens the connection to a node.
 type Dialer interface {
 	Dial(ctx context.Context, node string) (Conn, error)
@@ -49,9 +58,8 @@ type Cluster struct {
 	join  join
 	// reports are the preflight phase's kernel reports, by node.
 	reports map[string]preflight.Report
-	// rbac grants lab-node read access to Nodes once per run.
-	rbac    sync.Once
-	rbacErr error
+	// labNode is lab-node's ServiceAccount credential, learnt once per run.
+	labNode labNodeAccess
 }
 
 // NewCluster starts the shared state of a command on lab l.
@@ -105,6 +113,17 @@ func (c *Cluster) run(ctx context.Context, node, cmd string) (string, error) {
 		return "", err
 	}
 	return conn.Run(ctx, cmd)
+}
+
+// maskSecrets registers secrets with node's connection, if it masks them.
+func (c *Cluster) maskSecrets(ctx context.Context, node string, secrets ...string) {
+	conn, err := c.Conn(ctx, node)
+	if err != nil {
+		return
+	}
+	if m, ok := conn.(SecretMasker); ok {
+		m.MaskSecrets(secrets...)
+	}
 }
 
 // install uploads files to node (the transport skips unchanged ones), then

@@ -2,11 +2,15 @@ package steps
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labctl/lab/provision/fetch"
@@ -45,20 +49,24 @@ func goarch(machine string) (string, error) {
 const (
 	labNodePath = "/usr/local/bin/lab-node"
 	labNodeUnit = "/etc/systemd/system/lab-node.service"
+	// labNodeConf is lab-node's own kubeconfig: the ServiceAccount
+	// kube-system/lab-node's token, never the kubelet's credentials.
+	labNodeConf = "/etc/lab/lab-node.conf"
 	ciliumDir   = "/etc/lab/cilium"
 )
 
-// labNodeService runs the datapath daemon once the kubelet has joined (its
-// kubeconfig is how lab-node reads the Node objects).
+// labNodeService runs the datapath daemon once the kubelet has joined (the
+// node's pod CIDR is on its Node object) and lab has written lab-node's
+// kubeconfig.
 const labNodeService = `# Rendered by lab: the builtin eBPF datapath and CNI plugin.
 [Unit]
 Description=lab-node: the builtin eBPF pod network
 After=network-online.target kubelet.service
 Wants=network-online.target
-ConditionPathExists=/etc/kubernetes/kubelet.conf
+ConditionPathExists=` + labNodeConf + `
 
 [Service]
-ExecStart=/usr/local/bin/lab-node daemon --node-name %s --kubeconfig /etc/kubernetes/kubelet.conf
+ExecStart=/usr/local/bin/lab-node daemon --node-name %s --kubeconfig ` + labNodeConf + `
 Restart=always
 RestartSec=2
 
@@ -66,10 +74,30 @@ RestartSec=2
 WantedBy=multi-user.target
 `
 
-// nodeReadRBAC lets every node read every Node object: lab-node routes to
-// the other nodes' pod CIDRs, and since Kubernetes 1.34 the node
-// authorizer alone lets a kubelet read only its own Node.
-const nodeReadRBAC = `apiVersion: rbac.authorization.k8s.io/v1
+// labNodeTokenSecret holds the token of the ServiceAccount lab-node.
+const labNodeTokenSecret = "lab-node-token"
+
+// labNodeRBAC is lab-node's identity on the cluster: a ServiceAccount that
+// may read Node objects and nothing else (lab-node routes to the other
+// nodes' pod CIDRs; since Kubernetes 1.34 a kubelet may read only its own
+// Node, and lab-node must not borrow the kubelet's far broader powers).
+// Applying it over a cluster set up by an older lab rewrites the binding's
+// subjects, which removes the old grant to the group system:nodes.
+//
+// The token is a Secret of type kubernetes.io/service-account-token, not a
+// TokenRequest: kube-controller-manager fills it in, it does not expire, so
+// it survives reboots and needs no renewal by lab, and it is the same on
+// every run, so a second lab up finds each node's kubeconfig current
+// (every TokenRequest returns a new token, and a long expiry would still
+// end). Deleting the Secret revokes it; the next lab up makes a new one.
+const labNodeRBAC = `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: lab-node
+  namespace: kube-system
+  labels: {app.kubernetes.io/managed-by: lab}
+---
+apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
   name: lab-node
@@ -89,45 +117,204 @@ roleRef:
   kind: ClusterRole
   name: lab-node
 subjects:
-- apiGroup: rbac.authorization.k8s.io
-  kind: Group
-  name: system:nodes
+- kind: ServiceAccount
+  name: lab-node
+  namespace: kube-system
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: ` + labNodeTokenSecret + `
+  namespace: kube-system
+  labels: {app.kubernetes.io/managed-by: lab}
+  annotations: {kubernetes.io/service-account.name: lab-node}
+type: kubernetes.io/service-account-token
 `
 
-// grantNodeRead applies nodeReadRBAC once per run, from the first control
-// plane.
-func (c *Cluster) grantNodeRead(ctx context.Context) error {
-	c.rbac.Do(func() {
-		_, c.rbacErr = c.run(ctx, c.firstControlPlane(), kubectl+"apply -f - >/dev/null <<'EOF'\n"+nodeReadRBAC+"EOF")
-		if c.rbacErr != nil {
-			c.rbacErr = fmt.Errorf("letting lab-node read Node objects: %w", c.rbacErr)
-		}
-	})
-	return c.rbacErr
+// labNodeTokenTimeout bounds the wait for kube-controller-manager to fill
+// in the token Secret; it does so within a second once it runs.
+const labNodeTokenTimeout = 2 * time.Minute
+
+// readLabNodeToken prints the token Secret's token and CA, base64 encoded
+// and separated by a space; nothing (or only the space) until they are
+// filled in. Its output is secret: it goes to lab's memory only.
+const readLabNodeToken = kubectl + `-n kube-system get secret ` + labNodeTokenSecret + ` -o jsonpath='{.data.token}{" "}{.data.ca\.crt}'`
+
+// labNodeCred is what lab-node's kubeconfig carries besides the server.
+type labNodeCred struct {
+	token string
+	ca    []byte // PEM
 }
 
-func (c *Cluster) labNodeFiles(node string) ([]templates.File, error) {
-	f, err := c.Facts(node)
+// labNodeAccess is lab-node's credential as learnt from the first control
+// plane, once per run.
+type labNodeAccess struct {
+	mu      sync.Mutex
+	checked bool         // the read-only check ran
+	applied bool         // the RBAC objects were applied (successfully or not)
+	cred    *labNodeCred // nil while unknown or not current
+	err     error        // why applying failed
+}
+
+// jwt matches the characters of a JSON Web Token, so that a token can go
+// into YAML unquoted and nothing else can.
+var jwt = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`)
+
+// parseLabNodeCred reads readLabNodeToken's output; ok is false while the
+// Secret is not filled in. Errors never quote the output.
+func parseLabNodeCred(out string) (cred labNodeCred, ok bool, err error) {
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return labNodeCred{}, false, nil
+	}
+	token, err := base64.StdEncoding.DecodeString(f[0])
+	if err != nil || !jwt.Match(token) {
+		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s holds no token lab-node can use", labNodeTokenSecret)
+	}
+	ca, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s: ca.crt is not base64: %w", labNodeTokenSecret, err)
+	}
+	if b, _ := pem.Decode(ca); b == nil || b.Type != "CERTIFICATE" {
+		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s: ca.crt holds no PEM certificate", labNodeTokenSecret)
+	}
+	return labNodeCred{token: string(token), ca: ca}, true, nil
+}
+
+// learnLabNodeCred reads the token Secret on node and registers the token
+// with the transport, so that it is masked should it ever reach a log line
+// or an error.
+func (c *Cluster) learnLabNodeCred(ctx context.Context, node string) (*labNodeCred, error) {
+	out, err := c.run(ctx, node, readLabNodeToken)
 	if err != nil {
 		return nil, err
 	}
+	cred, ok, err := parseLabNodeCred(out)
+	if err != nil || !ok {
+		return nil, err
+	}
+	c.maskSecrets(ctx, node, cred.token, strings.Fields(out)[0])
+	return &cred, nil
+}
+
+// currentLabNodeCred returns lab-node's credential when the RBAC objects
+// on the cluster are as labNodeRBAC has them and the token is issued, and
+// nil otherwise. It only reads (kubectl diff exits 0 when applying would
+// change nothing), for the Done check, and asks once per run.
+func (c *Cluster) currentLabNodeCred(ctx context.Context) *labNodeCred {
+	a := &c.labNode
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.checked || a.applied {
+		return a.cred
+	}
+	a.checked = true
+	first := c.firstControlPlane()
+	if _, err := c.run(ctx, first, kubectl+"diff -f - >/dev/null 2>&1 <<'EOF'\n"+labNodeRBAC+"EOF"); err != nil {
+		return nil
+	}
+	a.cred, _ = c.learnLabNodeCred(ctx, first)
+	return a.cred
+}
+
+// ensureLabNodeCred applies labNodeRBAC from the first control plane and
+// waits for kube-controller-manager to issue the token, once per run.
+func (c *Cluster) ensureLabNodeCred(ctx context.Context) (labNodeCred, error) {
+	a := &c.labNode
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.applied {
+		a.applied = true
+		a.cred, a.err = c.applyLabNodeRBAC(ctx)
+	}
+	if a.err != nil {
+		return labNodeCred{}, a.err
+	}
+	return *a.cred, nil
+}
+
+func (c *Cluster) applyLabNodeRBAC(ctx context.Context) (*labNodeCred, error) {
+	first := c.firstControlPlane()
+	if _, err := c.run(ctx, first, kubectl+"apply -f - >/dev/null <<'EOF'\n"+labNodeRBAC+"EOF"); err != nil {
+		return nil, fmt.Errorf("giving lab-node its ServiceAccount: %w", err)
+	}
+	deadline := time.Now().Add(labNodeTokenTimeout)
+	for {
+		cred, err := c.learnLabNodeCred(ctx, first)
+		if cred != nil {
+			return cred, nil
+		}
+		if time.Now().After(deadline) {
+			why := "kube-controller-manager did not fill it in"
+			if err != nil {
+				why = err.Error()
+			}
+			return nil, fmt.Errorf("no token in secret kube-system/%s after %s: %s", labNodeTokenSecret, labNodeTokenTimeout, why)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for lab-node's token: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// labNodeKubeconfig is lab-node's kubeconfig: the cluster CA, the lab's
+// endpoint (the one the kubelets use, the VIP in vip mode) and the token.
+func (c *Cluster) labNodeKubeconfig(cred labNodeCred) []byte {
+	return fmt.Appendf(nil, `# Rendered by lab: lab-node's credential, the ServiceAccount kube-system/lab-node.
+apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster:
+    server: https://%s
+    certificate-authority-data: %s
+users:
+- name: lab-node
+  user:
+    token: %s
+contexts:
+- name: lab-node
+  context: {cluster: lab, user: lab-node}
+current-context: lab-node
+`, c.Lab.EndpointString(), base64.StdEncoding.EncodeToString(cred.ca), cred.token)
+}
+
+// labNodeBinary is the lab-node build for node's architecture.
+func (c *Cluster) labNodeBinary(node string) (templates.File, error) {
+	f, err := c.Facts(node)
+	if err != nil {
+		return templates.File{}, err
+	}
 	arch, err := goarch(f.Arch)
 	if err != nil {
-		return nil, err
+		return templates.File{}, err
 	}
 	data, err := nodebin.LabNode(arch)
 	if errors.Is(err, nodebin.ErrNotEmbedded) {
 		// A lab built without make: the builds beside it, if any.
 		data, err = os.ReadFile(filepath.Join(c.Artifacts.LabNodeDir, "lab-node-linux-"+arch))
 		if err != nil {
-			return nil, fmt.Errorf("lab-node for %s: not embedded in this lab and %w (build lab with make build)", arch, err)
+			return templates.File{}, fmt.Errorf("lab-node for %s: not embedded in this lab and %w (build lab with make build)", arch, err)
 		}
 	}
+	if err != nil {
+		return templates.File{}, err
+	}
+	return templates.File{Path: labNodePath, Mode: 0o755, Content: data}, nil
+}
+
+// labNodeFiles are what the cni phase puts on node: the binary, its
+// kubeconfig (0600: it holds the token) and the unit.
+func (c *Cluster) labNodeFiles(node string, cred labNodeCred) ([]templates.File, error) {
+	bin, err := c.labNodeBinary(node)
 	if err != nil {
 		return nil, err
 	}
 	return []templates.File{
-		{Path: labNodePath, Mode: 0o755, Content: data},
+		bin,
+		{Path: labNodeConf, Mode: 0o600, Content: c.labNodeKubeconfig(cred)},
 		{Path: labNodeUnit, Mode: 0o644, Content: []byte(fmt.Sprintf(labNodeService, node))},
 	}, nil
 }
@@ -172,18 +359,23 @@ func (c *Cluster) CNI() phase.Phase {
 			Title: "lab-node, the builtin eBPF datapath, on every node",
 			Nodes: c.kubeNodes,
 			Done: func(ctx context.Context, node string) (bool, error) {
-				files, err := c.labNodeFiles(node)
+				cred := c.currentLabNodeCred(ctx)
+				if cred == nil {
+					return false, nil
+				}
+				files, err := c.labNodeFiles(node, *cred)
 				if err != nil {
 					return false, err
 				}
-				return c.inPlace(ctx, node, files, freshCheck("lab-node", labNodePath, labNodeUnit))
+				return c.inPlace(ctx, node, files, freshCheck("lab-node", labNodePath, labNodeConf, labNodeUnit))
 			},
 			Run: func(ctx context.Context, node string) error {
-				files, err := c.labNodeFiles(node)
+				cred, err := c.ensureLabNodeCred(ctx)
 				if err != nil {
 					return err
 				}
-				if err := c.grantNodeRead(ctx); err != nil {
+				files, err := c.labNodeFiles(node, cred)
+				if err != nil {
 					return err
 				}
 				_, err = c.install(ctx, node, files, "systemctl daemon-reload && systemctl enable --quiet lab-node && systemctl restart lab-node && "+
@@ -191,7 +383,12 @@ func (c *Cluster) CNI() phase.Phase {
 				return err
 			},
 			Describe: func(string) []string {
-				return []string{"upload " + labNodePath + " for the node's architecture and " + labNodeUnit, "systemctl enable --now lab-node"}
+				return []string{
+					"apply ServiceAccount kube-system/lab-node, ClusterRole lab-node (nodes: get, list, watch) bound to it alone, and its token Secret " + labNodeTokenSecret + " (from " + c.firstControlPlane() + ", once)",
+					"write " + labNodeConf + " (0600: the ServiceAccount's token, server https://" + c.Lab.EndpointString() + ")",
+					"upload " + labNodePath + " for the node's architecture and " + labNodeUnit,
+					"systemctl enable --now lab-node",
+				}
 			},
 		}
 	case labfile.CNICilium:

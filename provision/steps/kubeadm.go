@@ -179,6 +179,11 @@ func (c *Cluster) Init() phase.Phase {
 			if err != nil {
 				return err
 			}
+			// kubeadm init prints the join commands, token and
+			// certificate key included.
+			if s, err := c.State.Secrets(); err == nil {
+				c.maskSecrets(ctx, node, s.BootstrapToken, s.CertificateKey)
+			}
 			// A half-finished init (killed lab up) leaves manifests that
 			// make the next init fail its preflight: start over.
 			if _, err := c.install(ctx, node, files,
@@ -242,6 +247,7 @@ func (c *Cluster) prepareJoin(ctx context.Context) error {
 		// The token goes in on stdin-free form through a file would be
 		// nicer; kubeadm only takes it as an argument, and the transport
 		// masks it in every log line and error.
+		c.maskSecrets(ctx, first, s.BootstrapToken, s.CertificateKey)
 		tokenID, _, _ := strings.Cut(s.BootstrapToken, ".")
 		cmd := fmt.Sprintf("kubeadm token list -o jsonpath='{.token}{\"\\n\"}' 2>/dev/null | grep -q '^%s\\.' || kubeadm token create %s --ttl %s >/dev/null",
 			tokenID, shq(s.BootstrapToken), kubeadm.TokenTTL)

@@ -37,12 +37,12 @@ func (c *Cluster) Preflight() phase.Phase {
 			return c.kubeNodes()
 		},
 		Run: func(ctx context.Context, node string) error {
-			files, err := c.labNodeFiles(node)
+			bin, err := c.labNodeBinary(node)
 			if err != nil {
 				return err
 			}
 			// Only the binary: the service is the cni phase's.
-			out, err := c.installOutput(ctx, node, files[:1], labNodePath+" preflight "+c.preflightArgs(node)+"; true")
+			out, err := c.installOutput(ctx, node, []templates.File{bin}, labNodePath+" preflight "+c.preflightArgs(node)+"; true")
 			if err != nil {
 				return err
 			}

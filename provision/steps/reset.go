@@ -26,7 +26,9 @@ var wipedPaths = []string{
 	"/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/cni/net.d",
 	"/opt/cni/bin/lab-node", "/var/lib/lab-node", "/usr/local/bin/lab-node", "/var/lib/cni", "/run/lab-node",
 	"/sys/fs/bpf/lab", "/sys/fs/bpf/cilium", "/sys/fs/bpf/tc/globals",
-	"/etc/systemd/system/lab-node.service", "/etc/lab",
+	// lab-node's kubeconfig holds a cluster credential: named on its
+	// own so that the audit names it should it survive.
+	"/etc/systemd/system/lab-node.service", labNodeConf, "/etc/lab",
 	"/root/.kube/config",
 }
 

@@ -7,10 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -273,5 +276,103 @@ func TestResetAndAuditScripts(t *testing.T) {
 	}
 	if !regexp.MustCompile(`service \$u is running`).MatchString(a) {
 		t.Error("audit does not look at services")
+	}
+}
+
+// TestLabNodeCredential checks how lab-node's ServiceAccount token is read
+// from the first control plane and what kubeconfig each node gets: the
+// Secret may not be filled in yet, a filled one must hold a JWT and a PEM
+// CA, errors never quote the token, and the file is private.
+func TestLabNodeCredential(t *testing.T) {
+	const token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsYWItbm9kZSJ9.c2lnbmF0dXJl"
+	ca := testCA(t)
+	enc := func(s []byte) string { return base64.StdEncoding.EncodeToString(s) }
+	filled := enc([]byte(token)) + " " + enc(ca)
+
+	for _, tc := range []struct {
+		name, out string
+		ok        bool
+		err       string
+	}{
+		{name: "not filled in", out: "", ok: false},
+		{name: "CA only", out: " " + enc(ca), ok: false},
+		{name: "filled in", out: filled, ok: true},
+		{name: "not a JWT", out: enc([]byte("secret-but-no-jwt")) + " " + enc(ca), err: "holds no token"},
+		{name: "CA not PEM", out: enc([]byte(token)) + " " + enc([]byte("junk")), err: "no PEM certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cred, ok, err := parseLabNodeCred(tc.out)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), "secret-but-no-jwt") || strings.Contains(err.Error(), token) {
+					t.Fatalf("error quotes the secret: %v", err)
+				}
+				return
+			}
+			if err != nil || ok != tc.ok {
+				t.Fatalf("ok, err = %v, %v; want %v, nil", ok, err, tc.ok)
+			}
+			if ok && (cred.token != token || string(cred.ca) != string(ca)) {
+				t.Fatalf("cred = %+v", cred)
+			}
+		})
+	}
+
+	// The whole path on a fake cluster: apply once from cp1, poll until the
+	// controller fills the Secret in, then render each node's kubeconfig.
+	c, d := newTestCluster(t)
+	polls := 0
+	d["cp1"].answer = func(cmd string) (string, error) {
+		if cmd == readLabNodeToken {
+			if polls++; polls < 2 {
+				return " ", nil
+			}
+			return filled, nil
+		}
+		return "", nil
+	}
+	cred, err := c.ensureLabNodeCred(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.ensureLabNodeCred(t.Context()); err != nil || again.token != token {
+		t.Fatalf("second call: %v", err)
+	}
+	applies := 0
+	for _, cmd := range d["cp1"].cmds {
+		if strings.Contains(cmd, "apply -f -") {
+			applies++
+		}
+	}
+	if applies != 1 {
+		t.Fatalf("RBAC applied %d times, want once", applies)
+	}
+	// A stand-in lab-node beside lab, for when none is embedded.
+	c.Artifacts.LabNodeDir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(c.Artifacts.LabNodeDir, "lab-node-linux-amd64"), []byte("lab-node"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, err := c.labNodeFiles("w1", cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf *templates.File
+	for i := range files {
+		if files[i].Path == labNodeConf {
+			conf = &files[i]
+		}
+	}
+	if conf == nil {
+		t.Fatalf("no %s among %d files", labNodeConf, len(files))
+	}
+	if conf.Mode != 0o600 {
+		t.Errorf("%s mode %o, want 600", labNodeConf, conf.Mode)
+	}
+	for _, want := range []string{"server: https://10.9.0.10:", "token: " + token, "certificate-authority-data: " + enc(ca)} {
+		if !strings.Contains(string(conf.Content), want) {
+			t.Errorf("%s lacks %q:\n%s", labNodeConf, want, conf.Content)
+		}
 	}
 }

@@ -6,7 +6,7 @@
 // in sync with the cluster's Node objects, and serves the counters.
 //
 // The Node objects come through a NodeSource: the API server (with the
-// kubelet's kubeconfig) on a real node, or a JSON file in tests and on
+// kubeconfig lab writes for the ServiceAccount lab-node) on a real node, or a JSON file in tests and on
 // hosts without Kubernetes; everything after the source is the same code.
 package daemon
 
@@ -89,7 +89,8 @@ func (f FileSource) Watch(ctx context.Context, changed func([]Node)) error {
 
 // APISource watches Node objects through the API server.
 type APISource struct {
-	// Kubeconfig is the kubelet's (/etc/kubernetes/kubelet.conf).
+	// Kubeconfig may read, list and watch Node objects: on a lab node,
+	// /etc/lab/lab-node.conf with lab-node's ServiceAccount token.
 	Kubeconfig string
 	Log        *slog.Logger
 }
