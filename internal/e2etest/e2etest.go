@@ -13,8 +13,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +171,19 @@ func (e *Events) Failures() string {
 		}
 	}
 	return b.String()
+}
+
+// EnvInt reads a positive integer knob from the environment, def when
+// unset.
+func EnvInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }

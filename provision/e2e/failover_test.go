@@ -15,20 +15,6 @@ import (
 	"github.com/labctl/lab/internal/e2etest"
 )
 
-// envInt reads a positive integer setting from the environment.
-func envInt(t testing.TB, name string, def int) int {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
-
 // flapWindow is how long a returning node is watched for taking the VIP
 // back: keepalived's vrrp_startup_delay (1.5 s in lab's template) and then
 // several master-down intervals (3 × advert_int 0.1 s plus skew), with room
@@ -51,7 +37,7 @@ type failoverWay struct {
 // take the VIP back (nopreempt). A monitor samples every node every
 // ~20 ms throughout; two holders at once, ever, fail the test.
 func TestFailover(t *testing.T) {
-	runs := envInt(t, "LAB_FAILOVER_RUNS", 10)
+	runs := e2etest.EnvInt(t, "LAB_FAILOVER_RUNS", 10)
 	l := newLab(t, labSpec{prefix: "fo", cps: 3, workers: 1})
 	ctx := e2etest.Context(t, 20*time.Minute)
 	l.mustUp(t, ctx)

@@ -254,7 +254,7 @@ func TestResume(t *testing.T) {
 	}
 	t.Logf("kill points drawn with seed %d (LAB_RESUME_SEED=%d replays them)", seed, seed)
 	rnd := rand.New(rand.NewPCG(seed, 0))
-	runs := envInt(t, "LAB_RESUME_RUNS", 10)
+	runs := e2etest.EnvInt(t, "LAB_RESUME_RUNS", 10)
 
 	reset := func() {
 		ev := &e2etest.Events{}
