@@ -31,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -135,6 +136,9 @@ func (c Cache) Load(version, key string) (*Set, error) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("artifact cache: %s: %w", setPath(dir, key), err)
 	}
+	if err := s.check(version, key); err != nil {
+		return nil, fmt.Errorf("artifact cache: %s: %w", setPath(dir, key), err)
+	}
 	s.dir = dir
 	for _, b := range s.Binaries {
 		if err := verifyBlob(dir, b.Digest, b.Size); err != nil {
@@ -147,6 +151,51 @@ func (c Cache) Load(version, key string) (*Set, error) {
 		}
 	}
 	return &s, nil
+}
+
+var (
+	setKey       = regexp.MustCompile(`^[0-9a-f]{20}$`)
+	sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	// imageRef is a reference as kubeadm prints them: no spaces, quotes
+	// or shell characters.
+	imageRef = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]*$`)
+)
+
+// maxSetSize bounds a Set file: a few KiB in practice.
+const maxSetSize = 1 << 20
+
+// check refuses a Set this lab would not have made. A Set decides which
+// files go where on every node, as root, and a Set imported from a bundle
+// was made on somebody else's machine: the bundle's digests prove it was
+// not damaged on the way, not that its maker meant well. So a Set may only
+// name the programs lab installs, at the paths lab installs them to, and
+// its key must be the hash of its inputs, as the Sets lab makes are.
+func (s *Set) check(version, key string) error {
+	switch {
+	case s.Version != version:
+		return fmt.Errorf("the Set is for Kubernetes %s, not %s", s.Version, version)
+	case s.Key != key || !setKey.MatchString(s.Key):
+		return fmt.Errorf("the Set's key %q does not match its file name %s.json", s.Key, key)
+	case inputKey(s.Inputs) != s.Key:
+		return fmt.Errorf("the Set's key %s is not the hash of its inputs (edited by hand?)", s.Key)
+	}
+	for _, b := range s.Binaries {
+		if want, ok := nodeBinaries[b.Name]; !ok || b.Path != want {
+			return fmt.Errorf("the Set installs %q at %q; lab installs only kubeadm, kubelet, kubectl and loopback, at their own paths", b.Name, b.Path)
+		}
+		if !sha256Digest.MatchString(b.Digest) || b.Size < 0 {
+			return fmt.Errorf("program %s: digest %q is not sha256:<64 hex digits>", b.Name, b.Digest)
+		}
+	}
+	for _, im := range s.Images {
+		if !imageRef.MatchString(im.Ref) {
+			return fmt.Errorf("image reference %q is not one kubeadm would print", im.Ref)
+		}
+		if !sha256Digest.MatchString(im.Digest) || !sha256Digest.MatchString(im.ID) || im.Size < 0 {
+			return fmt.Errorf("image %s: digest %q or ID %q is not sha256:<64 hex digits>", im.Ref, im.Digest, im.ID)
+		}
+	}
+	return nil
 }
 
 // Query says which Set a lab needs: what the Set is for, not how it was

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -228,11 +229,29 @@ func ReadBundle(r io.Reader, dir string) (*BundleManifest, error) {
 		return nil, fmt.Errorf("bundle: format %q; this lab reads %s", m.Format, BundleFormat)
 	}
 	want := map[string]BundleFile{}
+	var need uint64
 	for _, f := range m.Files {
 		if !bundlePath.MatchString(f.Path) {
 			return nil, fmt.Errorf("bundle: the manifest lists %s, which is not a path a bundle may hold", f.Path)
 		}
+		if !sha256Digest.MatchString(f.Digest) || f.Size < 0 {
+			return nil, fmt.Errorf("bundle: the manifest gives %s digest %q and size %d", f.Path, f.Digest, f.Size)
+		}
+		// A blob's name is its digest: one that is not would overwrite
+		// another blob with the wrong content.
+		if path.Dir(f.Path) != "." && path.Base(path.Dir(f.Path)) == "sha256" && path.Base(f.Path) != strings.TrimPrefix(f.Digest, "sha256:") {
+			return nil, fmt.Errorf("bundle: the manifest names blob %s with digest %s", f.Path, f.Digest)
+		}
+		if strings.HasSuffix(f.Path, ".json") && f.Size > maxSetSize {
+			return nil, fmt.Errorf("bundle: Set %s is %d bytes; Sets are a few KiB", f.Path, f.Size)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Path))); err != nil || fi.Size() != f.Size {
+			need += uint64(f.Size)
+		}
 		want[f.Path] = f
+	}
+	if err := checkRoom(dir, need); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	done := map[string]bool{}
 	var sets []pendingSet
@@ -271,13 +290,72 @@ func ReadBundle(r io.Reader, dir string) (*BundleManifest, error) {
 			return nil, fmt.Errorf("bundle: %s is in the manifest but not in the archive (is the archive complete?)", f.Path)
 		}
 	}
+	// Every Set is checked as Load would before any is written: one
+	// refused Set refuses the bundle.
 	for _, s := range sets {
-		dst := filepath.Join(dir, filepath.FromSlash(s.path))
-		if err := writeAtomic(dst, s.data); err != nil {
-			return nil, fmt.Errorf("bundle: %w", err)
+		if err := s.check(); err != nil {
+			return nil, fmt.Errorf("bundle: %s: %w", s.path, err)
+		}
+	}
+	for _, s := range sets {
+		if err := placeSet(dir, s); err != nil {
+			return nil, fmt.Errorf("bundle: %s: %w", s.path, err)
 		}
 	}
 	return &m, nil
+}
+
+// check checks the Set as Load will, against the version and key its
+// path names (artifacts/<version>/<key>.json, as bundlePath has it).
+func (s pendingSet) check() error {
+	var set Set
+	if err := json.Unmarshal(s.data, &set); err != nil {
+		return err
+	}
+	return set.check(path.Base(path.Dir(s.path)), strings.TrimSuffix(path.Base(s.path), ".json"))
+}
+
+// placeSet writes a checked Set into the cache, under the version
+// directory's lock; a Set already there with the same content is left
+// alone, so that importing a bundle again does not make its Sets the
+// newest.
+func placeSet(dir string, s pendingSet) error {
+	dst := filepath.Join(dir, filepath.FromSlash(s.path))
+	unlock, err := lock(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if have, err := os.ReadFile(dst); err == nil && string(have) == string(s.data) {
+		return nil
+	}
+	return writeAtomic(dst, s.data)
+}
+
+// checkRoom fails when the file system holding dir has less than need
+// bytes free: the manifest says how much a bundle holds, so a bundle that
+// cannot fit is refused before anything is written, not when the disk
+// is full.
+func checkRoom(dir string, need uint64) error {
+	probe := dir
+	for {
+		if _, err := os.Stat(probe); err == nil {
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			return nil
+		}
+		probe = parent
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(probe, &st); err != nil {
+		return nil // no figure to judge by; writing will tell
+	}
+	if free := st.Bavail * uint64(st.Bsize); need > free {
+		return fmt.Errorf("the bundle needs %d MiB in %s and only %d MiB are free", need>>20, dir, free>>20)
+	}
+	return nil
 }
 
 type pendingSet struct {
@@ -302,6 +380,9 @@ func placeFile(r io.Reader, dst string, f BundleFile) error {
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(tmp, h), r)
+	if err == nil {
+		err = tmp.Sync()
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -317,13 +398,30 @@ func placeFile(r io.Reader, dst string, f BundleFile) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
+// writeAtomic writes data to dst through a temporary file of its own,
+// synced before the rename, so dst is either the old file or the whole
+// new one.
 func writeAtomic(dst string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	tmp := dst + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".import-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, dst)
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
 }

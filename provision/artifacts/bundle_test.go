@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // testSet stores a small Set of source in the cache rooted at root: two
@@ -98,9 +100,21 @@ func TestBundleRoundTrip(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(dir, "nodeimage", "base-0123abcd.tar")); err != nil || string(b) != "debian root file system" {
 			t.Errorf("extra file: %q %v", b, err)
 		}
-		// A second import changes nothing and still succeeds.
+		// A second import changes nothing and still succeeds; in
+		// particular it leaves the Sets' times, by which Find picks the
+		// newest, alone.
+		setFiles, _ := filepath.Glob(filepath.Join(dir, "artifacts", "*", "*.json"))
+		old := time.Now().Add(-time.Hour).Truncate(time.Second)
+		for _, f := range setFiles {
+			os.Chtimes(f, old, old)
+		}
 		if _, err := ReadBundle(bytes.NewReader(data), dir); err != nil {
 			t.Errorf("second import: %v", err)
+		}
+		for _, f := range setFiles {
+			if fi, err := os.Stat(f); err != nil || !fi.ModTime().Equal(old) {
+				t.Errorf("second import rewrote %s", f)
+			}
 		}
 		assertNoTemporaries(t, dir)
 	}
@@ -170,6 +184,12 @@ func TestBundleRefusesDamage(t *testing.T) {
 		{"not a bundle", rewrite(t, names[1:], bodies[1:]), "not a lab bundle"},
 		{"escape", rewrite(t, names, manifestWith(append([]BundleFile{{Path: "../../etc/cron.d/x", Digest: "sha256:00", Size: 1}}, m.Files...))), "not a path a bundle may hold"},
 		{"member not listed", rewrite(t, names, manifestWith(m.Files[1:])), "not in the manifest"},
+		{"Set installs elsewhere", rewrite(t, names, evilSet(t, m, bodies, len(names)-1)), "lab installs only"},
+		{"blob named for another digest", rewrite(t, names, func() [][]byte {
+			files := append([]BundleFile(nil), m.Files...)
+			files[0].Digest, files[1].Digest = files[1].Digest, files[0].Digest
+			return manifestWith(files)
+		}()), "names blob"},
 		{"other format", rewrite(t, names, func() [][]byte {
 			out := append([][]byte(nil), bodies...)
 			out[0] = bytes.Replace(out[0], []byte(BundleFormat), []byte("lab.bundle/v9"), 1)
@@ -201,4 +221,64 @@ func assertNoTemporaries(t *testing.T, dir string) {
 		}
 		return nil
 	})
+}
+
+// evilSet is the bundle's member i (a Set) changed to install kubeadm over
+// root's authorized_keys, with the manifest's digest and size made to
+// match: a bundle is consistent with itself whoever made it.
+func evilSet(t *testing.T, m BundleManifest, bodies [][]byte, i int) [][]byte {
+	t.Helper()
+	var set Set
+	if err := json.Unmarshal(bodies[i], &set); err != nil {
+		t.Fatal(err)
+	}
+	set.Binaries[0].Path = "/root/.ssh/authorized_keys"
+	body, _ := json.Marshal(set)
+	files := append([]BundleFile(nil), m.Files...)
+	files[i-1].Digest, files[i-1].Size = digestOf(body), int64(len(body))
+	mm := m
+	mm.Files = files
+	manifest, _ := json.Marshal(mm)
+	out := append([][]byte(nil), bodies...)
+	out[0], out[i] = manifest, body
+	return out
+}
+
+// TestLoadRefusesForeignSets: a Set in the cache (from a bundle, or edited
+// by hand) that names other programs or paths, or whose key is not its
+// inputs' hash, is refused when loaded.
+func TestLoadRefusesForeignSets(t *testing.T) {
+	root := t.TempDir()
+	s := testSet(t, root, SourceBuild)
+	c := Cache{Root: root}
+	if _, err := c.Load(s.Version, s.Key); err != nil {
+		t.Fatalf("a Set lab made: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*Set)
+		want   string
+	}{
+		{"other path", func(s *Set) { s.Binaries[0].Path = "/etc/cron.d/x" }, "lab installs only"},
+		{"other program", func(s *Set) { s.Binaries[0].Name = "sh" }, "lab installs only"},
+		{"inputs changed", func(s *Set) { s.Inputs["source"] = "x" }, "not the hash of its inputs"},
+		{"shell in a reference", func(s *Set) { s.Images[0].Ref = "pause;reboot" }, "not one kubeadm would print"},
+		{"bad digest", func(s *Set) { s.Binaries[1].Digest = "sha256:../../x" }, "not sha256:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := *s
+			bad.Binaries = append([]Binary(nil), s.Binaries...)
+			bad.Images = append([]Image(nil), s.Images...)
+			bad.Inputs = maps.Clone(s.Inputs)
+			tc.change(&bad)
+			if err := c.store(&bad); err != nil {
+				t.Fatal(err)
+			}
+			defer c.store(s)
+			_, err := c.Load(s.Version, s.Key)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
 }
