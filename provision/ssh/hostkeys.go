@@ -175,7 +175,10 @@ func (h *hostKeys) callback(t Target) ssh.HostKeyCallback {
 		case errors.As(err, &ke) && h.policy == Strict:
 			return &HostKeyError{Node: t.String(), Addr: addr, Offered: key, File: h.file, kind: ErrHostKeyUnknown}
 		case errors.As(err, &ke):
-			if err := h.record(addr, key, false); err != nil {
+			var meanwhile *recordedMeanwhile
+			if err := h.record(addr, key, false); errors.As(err, &meanwhile) {
+				return &HostKeyError{Node: t.String(), Addr: addr, Offered: key, Known: meanwhile.known, File: h.file, kind: ErrHostKeyChanged}
+			} else if err != nil {
 				return fmt.Errorf("recording host key of %s: %w", t, err)
 			}
 			h.logf("%s: recorded host key %s %s in %s", t, key.Type(), ssh.FingerprintSHA256(key), h.file)
@@ -250,6 +253,18 @@ func (h *hostKeys) record(addr string, key ssh.PublicKey, replace bool) error {
 		return err
 	}
 	host := knownhosts.Normalize(addr)
+	if !replace {
+		// Another lab process may have recorded a key for addr since this
+		// one read the file: that key decides, as if it had been there
+		// all along, or trust on first use would trust twice.
+		if known := keysFor(h.file, old, host); len(known) > 0 {
+			h.check = nil
+			if containsKey(known, key) {
+				return nil
+			}
+			return &recordedMeanwhile{known: known}
+		}
+	}
 	var buf bytes.Buffer
 	for _, line := range strings.SplitAfter(string(old), "\n") {
 		if line == "" {
@@ -273,6 +288,34 @@ func (h *hostKeys) record(addr string, key ssh.PublicKey, replace bool) error {
 	}
 	h.check = nil
 	return nil
+}
+
+// recordedMeanwhile says that another lab process recorded other keys for
+// the address between this process's check and its record.
+type recordedMeanwhile struct{ known []knownhosts.KnownKey }
+
+func (e *recordedMeanwhile) Error() string { return "another key was recorded meanwhile" }
+
+// keysFor returns the keys data (the content of known_hosts file) holds
+// for host, with their line numbers.
+func keysFor(file string, data []byte, host string) []knownhosts.KnownKey {
+	var known []knownhosts.KnownKey
+	rest := data
+	for len(rest) > 0 {
+		marker, hosts, key, _, next, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			break
+		}
+		rest = next
+		if marker == "" && containsString(hosts, host) {
+			line := bytes.Count(data[:len(data)-len(rest)], []byte("\n"))
+			if len(rest) == 0 && !bytes.HasSuffix(data, []byte("\n")) {
+				line++
+			}
+			known = append(known, knownhosts.KnownKey{Key: key, Filename: file, Line: line})
+		}
+	}
+	return known
 }
 
 func containsString(list []string, s string) bool {

@@ -3,6 +3,7 @@ package ssh
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,5 +59,54 @@ func TestRecordAcrossProcesses(t *testing.T) {
 	}
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("known_hosts mode %v, %v", fi.Mode(), err)
+	}
+}
+
+// TestFirstUseOnceAcrossProcesses: two lab processes that both found no
+// key for a host are offered different keys; the first records its key,
+// and the second must then refuse its own as a changed key instead of
+// trusting a second key for the host.
+func TestFirstUseOnceAcrossProcesses(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	newKey := func() ssh.PublicKey {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := ssh.NewPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	target := Target{Name: "n1", Host: "10.0.0.1", Port: 22}
+	var procs []*hostKeys
+	for range 2 {
+		h, err := newHostKeys(file, AcceptNew, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both read the (empty) file before either records.
+		if known, err := h.known(target.Addr()); err != nil || len(known) != 0 {
+			t.Fatalf("known %v, %v", known, err)
+		}
+		procs = append(procs, h)
+	}
+	first, second := newKey(), newKey()
+	remote := fakeAddr(target.Addr())
+	if err := procs[0].callback(target)("", remote, first); err != nil {
+		t.Fatalf("first contact: %v", err)
+	}
+	err := procs[1].callback(target)("", remote, second)
+	if !errors.Is(err, ErrHostKeyChanged) {
+		t.Fatalf("the second process trusted another key for the host: %v", err)
+	}
+	t.Logf("error: %v", err)
+	// The same key as recorded is fine, and the file holds one line.
+	if err := procs[1].callback(target)("", remote, first); err != nil {
+		t.Fatalf("the recorded key: %v", err)
+	}
+	if data, _ := os.ReadFile(file); strings.Count(string(data), "\n") != 1 {
+		t.Errorf("known_hosts:\n%s", data)
 	}
 }
