@@ -107,20 +107,49 @@ func (p *Provider) withRecord(fn func(r *sysctlRecord) *sysctlRecord) error {
 	return writeFile(path, data)
 }
 
+// legacyValues are the host's values as a lab made by an older lab saved
+// them in its own state directory, or nil. They were read before that
+// lab's kubelets ran, so they are the host's own values, truer than a
+// shared record written while that lab was running.
+func (p *Provider) legacyValues() map[string]string {
+	data, err := os.ReadFile(filepath.Join(p.stateDir, legacySysctlFile))
+	if err != nil {
+		return nil
+	}
+	var legacy map[string]string
+	if json.Unmarshal(data, &legacy) != nil || len(legacy) == 0 {
+		return nil
+	}
+	return legacy
+}
+
+// adoptLegacy makes the record (nil when there is none for this boot)
+// account for a lab made by an older lab: its saved values are the
+// host's own.
+func (p *Provider) adoptLegacy(r *sysctlRecord) *sysctlRecord {
+	legacy := p.legacyValues()
+	if legacy == nil {
+		return r
+	}
+	if r == nil {
+		return &sysctlRecord{BootID: bootID(), Values: legacy, Labs: []string{p.stateDir}}
+	}
+	if !slices.Contains(r.Labs, p.stateDir) {
+		r.Values = legacy
+		r.Labs = append(r.Labs, p.stateDir)
+	}
+	return r
+}
+
 // saveHostSysctls records the host's values unless a lab already did, and
 // counts this lab among those that rely on the changed ones.
 func (p *Provider) saveHostSysctls() error {
 	return p.withRecord(func(r *sysctlRecord) *sysctlRecord {
-		if r == nil || r.BootID != bootID() {
-			values := readHostSysctls()
-			// A lab made by an older lab saved its own values.
-			if data, err := os.ReadFile(filepath.Join(p.stateDir, legacySysctlFile)); err == nil {
-				var legacy map[string]string
-				if json.Unmarshal(data, &legacy) == nil {
-					values = legacy
-				}
-			}
-			r = &sysctlRecord{BootID: bootID(), Values: values}
+		if r != nil && r.BootID != bootID() {
+			r = nil
+		}
+		if r = p.adoptLegacy(r); r == nil {
+			r = &sysctlRecord{BootID: bootID(), Values: readHostSysctls()}
 		}
 		if !slices.Contains(r.Labs, p.stateDir) {
 			r.Labs = append(r.Labs, p.stateDir)
@@ -135,7 +164,10 @@ func (p *Provider) saveHostSysctls() error {
 func (p *Provider) restoreHostSysctls() error {
 	var restore map[string]string
 	err := p.withRecord(func(r *sysctlRecord) *sysctlRecord {
-		if r == nil || r.BootID != bootID() {
+		if r != nil && r.BootID != bootID() {
+			r = nil
+		}
+		if r = p.adoptLegacy(r); r == nil {
 			return nil
 		}
 		var labs []string

@@ -128,3 +128,53 @@ func TestHostSysctlsForgetsGoneLabs(t *testing.T) {
 		t.Errorf("kernel.panic %q after a stale record, want %q", got, orig)
 	}
 }
+
+// TestHostSysctlsLegacyLab: a lab made by an older lab kept the host's
+// values in its own state directory. Brought down alone it restores them;
+// when a newer lab started while it ran (and so recorded its changed
+// values), its saved values still win, and the last down restores them.
+func TestHostSysctlsLegacyLab(t *testing.T) {
+	orig, changed, set, get := sysctlTest(t)
+	legacy := func(t *testing.T) *Provider {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, legacySysctlFile), []byte(`{"kernel/panic":"`+orig+`"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return &Provider{stateDir: dir, sysctlRecord: filepath.Join(t.TempDir(), "record.json")}
+	}
+
+	t.Run("alone", func(t *testing.T) {
+		old := legacy(t)
+		set(changed) // its kubelets, before any record existed
+		if err := old.restoreHostSysctls(); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(); got != orig {
+			t.Errorf("kernel.panic %q after the old lab's down, want %q", got, orig)
+		}
+		if _, err := os.Stat(filepath.Join(old.stateDir, legacySysctlFile)); !os.IsNotExist(err) {
+			t.Error("the old lab's file is still there")
+		}
+	})
+
+	t.Run("with a newer lab", func(t *testing.T) {
+		old := legacy(t)
+		set(changed)
+		b := &Provider{stateDir: t.TempDir(), sysctlRecord: old.sysctlRecord}
+		if err := b.saveHostSysctls(); err != nil { // records the changed value
+			t.Fatal(err)
+		}
+		if err := old.restoreHostSysctls(); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(); got != changed {
+			t.Errorf("the old lab's down set kernel.panic to %q while lab b runs, want %q left", got, changed)
+		}
+		if err := b.restoreHostSysctls(); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(); got != orig {
+			t.Errorf("after the last down kernel.panic is %q, want the host's %q", got, orig)
+		}
+	})
+}
