@@ -3,6 +3,7 @@ package artifacts
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -326,10 +327,7 @@ func placeSet(dir string, s pendingSet) error {
 		return err
 	}
 	defer unlock()
-	if have, err := os.ReadFile(dst); err == nil && string(have) == string(s.data) {
-		return nil
-	}
-	return writeAtomic(dst, s.data)
+	return placeFile(bytes.NewReader(s.data), dst, BundleFile{Digest: digestOf(s.data), Size: int64(len(s.data))})
 }
 
 // checkRoom fails when the file system holding dir has less than need
@@ -363,8 +361,9 @@ type pendingSet struct {
 	data []byte
 }
 
-// placeFile streams r to dst through a temporary file, renamed into place
-// only when its digest is f's. A dst already holding f is kept.
+// placeFile streams r to dst through a temporary file, synced and renamed
+// into place only when its digest is f's, so dst is either the old file or
+// the whole new one. A dst already holding f is kept as it is.
 func placeFile(r io.Reader, dst string, f BundleFile) error {
 	if d, n, err := fileDigest(dst); err == nil && d == f.Digest && n == f.Size {
 		_, err := io.Copy(io.Discard, r)
@@ -393,34 +392,6 @@ func placeFile(r io.Reader, dst string, f BundleFile) error {
 		return fmt.Errorf("corrupt (digest %s, the manifest says %s)", got, f.Digest)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
-}
-
-// writeAtomic writes data to dst through a temporary file of its own,
-// synced before the rename, so dst is either the old file or the whole
-// new one.
-func writeAtomic(dst string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".import-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), dst)
