@@ -158,7 +158,7 @@ var (
 	sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	// imageRef is a reference as kubeadm prints them: no spaces, quotes
 	// or shell characters.
-	imageRef = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]*$`)
+	imageRef = regexp.MustCompile(`^[a-z0-9][A-Za-z0-9_./:@-]*$`)
 )
 
 // maxSetSize bounds a Set file: a few KiB in practice.
