@@ -27,14 +27,7 @@ func TestRecordAcrossProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := ssh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
+		key := newHostKey(t)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -68,17 +61,6 @@ func TestRecordAcrossProcesses(t *testing.T) {
 // trusting a second key for the host.
 func TestFirstUseOnceAcrossProcesses(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "known_hosts")
-	newKey := func() ssh.PublicKey {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := ssh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return key
-	}
 	target := Target{Name: "n1", Host: "10.0.0.1", Port: 22}
 	var procs []*hostKeys
 	for range 2 {
@@ -92,7 +74,7 @@ func TestFirstUseOnceAcrossProcesses(t *testing.T) {
 		}
 		procs = append(procs, h)
 	}
-	first, second := newKey(), newKey()
+	first, second := newHostKey(t), newHostKey(t)
 	remote := fakeAddr(target.Addr())
 	if err := procs[0].callback(target)("", remote, first); err != nil {
 		t.Fatalf("first contact: %v", err)
@@ -109,4 +91,18 @@ func TestFirstUseOnceAcrossProcesses(t *testing.T) {
 	if data, _ := os.ReadFile(file); strings.Count(string(data), "\n") != 1 {
 		t.Errorf("known_hosts:\n%s", data)
 	}
+}
+
+// newHostKey is a fresh ed25519 host key.
+func newHostKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
