@@ -40,7 +40,53 @@ const (
 	kubeletDropInPath = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 	// imagesDir holds image tarballs between upload and import.
 	imagesDir = "/var/lib/lab/images"
+	// programStamp records, for each program lab installed, its sha256
+	// and what stat said of it right after: "<hex> <size> <mtime> <ctime>
+	// <inode> <path>" a line.
+	programStamp = "/etc/lab/programs.stamp"
 )
+
+// statFormat is what programStamp keeps of a file: size, mtime, ctime (in
+// nanoseconds) and inode. Any write to the file or rename over it changes
+// the ctime or the inode, and no one can set a ctime, so a file that still
+// stats the same still holds what lab installed (as git trusts its index).
+const statFormat = "'%s %.9Y %.9Z %i'"
+
+// sumScript prints "<path> <sha256 hex>" for each of paths that exists:
+// the hex from the stamp file while the file stats as recorded there,
+// else hashed. Hashing the programs (about 200 MB) on every node was most
+// of a re-run's time.
+func sumScript(stamp string, paths []string) string {
+	return `for f in ` + strings.Join(paths, " ") + `; do
+	[ -f "$f" ] || continue
+	st=$(stat -c ` + statFormat + ` "$f")
+	sum=$(awk -v f="$f" -v st="$st" '$6 == f && ($2 " " $3 " " $4 " " $5) == st {print $1; exit}' ` + shq(stamp) + ` 2>/dev/null)
+	[ -n "$sum" ] || sum=$(sha256sum < "$f" | cut -d' ' -f1)
+	echo "$f $sum"
+done`
+}
+
+// stampScript writes the stamp file for the programs in bins, whose
+// sha256 are sums (hex): the transport sent them or found them equal by
+// sha256. Written to a temporary file and renamed.
+func stampScript(stamp string, bins []LocalFile, sums []string) string {
+	var b strings.Builder
+	b.WriteString("mkdir -p " + shq(filepath.Dir(stamp)) + " && {\n")
+	for i, f := range bins {
+		fmt.Fprintf(&b, "printf '%%s %%s %%s\\n' %s \"$(stat -c %s %s)\" %s\n", sums[i], statFormat, shq(f.Dst), shq(f.Dst))
+	}
+	b.WriteString("} > " + shq(stamp+".tmp") + " && mv -f " + shq(stamp+".tmp") + " " + shq(stamp))
+	return b.String()
+}
+
+// binarySums are the Set's programs' sha256, hex, in nodeFiles' order.
+func binarySums(s *artifacts.Set) []string {
+	sums := make([]string, len(s.Binaries))
+	for i, b := range s.Binaries {
+		sums[i] = strings.TrimPrefix(b.Digest, "sha256:")
+	}
+	return sums
+}
 
 // kubeletUnit and kubeletDropIn are the systemd units Kubernetes' own
 // packages install with the kubelet: the drop-in passes the kubeconfigs,
@@ -221,16 +267,16 @@ func (c *Cluster) setInstalled(ctx context.Context, node string, s *artifacts.Se
 	bins, units := nodeFiles(s)
 	var paths []string
 	want := map[string]string{}
-	for i, b := range bins {
-		paths = append(paths, shq(b.Dst))
-		want[b.Dst] = strings.TrimPrefix(s.Binaries[i].Digest, "sha256:")
+	for i, sum := range binarySums(s) {
+		paths = append(paths, shq(bins[i].Dst))
+		want[bins[i].Dst] = sum
 	}
 	for _, u := range units {
 		paths = append(paths, shq(u.Path))
 		want[u.Path] = sha256Hex(u.Content)
 	}
 	sort.Strings(paths)
-	out, err := conn.Run(ctx, "for f in "+strings.Join(paths, " ")+"; do [ -f \"$f\" ] && echo \"$f $(sha256sum < \"$f\" | cut -d' ' -f1)\"; done; systemctl is-enabled kubelet 2>/dev/null; true")
+	out, err := conn.Run(ctx, sumScript(programStamp, paths)+"\nsystemctl is-enabled kubelet 2>/dev/null; true")
 	if err != nil {
 		return false, err
 	}
@@ -271,7 +317,7 @@ func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set)
 	if err != nil {
 		return err
 	}
-	cmd := "systemctl enable --quiet kubelet"
+	cmd := "systemctl enable --quiet kubelet && " + stampScript(programStamp, bins, binarySums(s))
 	if changed > 0 {
 		cmd = "systemctl daemon-reload && " + cmd
 	}

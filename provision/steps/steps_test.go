@@ -376,3 +376,58 @@ func TestLabNodeCredential(t *testing.T) {
 		}
 	}
 }
+
+// TestProgramStamp runs the kubernetes phase's stamp and sum scripts with
+// the real shell and coreutils: without a stamp a program is hashed; with
+// one, a program that stats as recorded is taken at the stamp's word
+// (here a made-up sum proves the file was not read); a program written
+// since, in place or replaced, is hashed again.
+func TestProgramStamp(t *testing.T) {
+	dir := t.TempDir()
+	stamp := filepath.Join(dir, "etc", "programs.stamp")
+	prog := filepath.Join(dir, "kubeadm")
+	if err := os.WriteFile(prog, []byte("kubeadm v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sums := func() string {
+		t.Helper()
+		out, err := exec.Command("bash", "-c", sumScript(stamp, []string{shq(prog), shq(filepath.Join(dir, "missing"))})).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sum script: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	real := prog + " " + sha256Hex([]byte("kubeadm v1"))
+	if got := sums(); got != real {
+		t.Fatalf("without a stamp: %q, want %q", got, real)
+	}
+	const madeUp = "00000000000000000000000000000000000000000000000000000000000000ff"
+	bins := []LocalFile{{Dst: prog}}
+	if out, err := exec.Command("bash", "-c", stampScript(stamp, bins, []string{madeUp})).CombinedOutput(); err != nil {
+		t.Fatalf("stamp script: %v\n%s", err, out)
+	}
+	if got := sums(); got != prog+" "+madeUp {
+		t.Fatalf("with a current stamp: %q, want the stamp's sum", got)
+	}
+	// Written in place (same inode), then replaced by a file of the same
+	// size (another inode): hashed again either way.
+	if err := os.WriteFile(prog, []byte("kubeadm v2.0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sums(), prog+" "+sha256Hex([]byte("kubeadm v2.0")); got != want {
+		t.Fatalf("after a write in place: %q, want %q", got, want)
+	}
+	if out, err := exec.Command("bash", "-c", stampScript(stamp, bins, []string{madeUp})).CombinedOutput(); err != nil {
+		t.Fatalf("stamp script: %v\n%s", err, out)
+	}
+	tmp := prog + ".new"
+	if err := os.WriteFile(tmp, []byte("kubeadm v3.0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, prog); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sums(), prog+" "+sha256Hex([]byte("kubeadm v3.0")); got != want {
+		t.Fatalf("after a replace: %q, want %q", got, want)
+	}
+}
