@@ -140,17 +140,100 @@ func (c Cache) Load(version, key string) (*Set, error) {
 		return nil, fmt.Errorf("artifact cache: %s: %w", setPath(dir, key), err)
 	}
 	s.dir = dir
+	v := loadVerified(dir)
+	defer v.save()
 	for _, b := range s.Binaries {
-		if err := verifyBlob(dir, b.Digest, b.Size); err != nil {
+		if err := v.verify(b.Digest, b.Size); err != nil {
 			return nil, fmt.Errorf("artifact cache: %s: %w", b.Name, err)
 		}
 	}
 	for _, im := range s.Images {
-		if err := verifyBlob(dir, im.Digest, im.Size); err != nil {
+		if err := v.verify(im.Digest, im.Size); err != nil {
 			return nil, fmt.Errorf("artifact cache: image %s: %w", im.Ref, err)
 		}
 	}
 	return &s, nil
+}
+
+// verified remembers which blobs of a version directory were hashed and
+// found whole, by what stat said of each just before: hashing every blob
+// of a lab's Set (about 1 GiB) took 1–3 s of every lab up. A blob that
+// still stats the same (size, mtime, ctime, inode, device) is taken as
+// verified; any write or rename changes its ctime or inode and it is
+// hashed again.
+type verified struct {
+	dir     string
+	seen    map[string]string // digest → fingerprint
+	changed bool
+}
+
+// verifiedFile is the record in a version directory; not *.json, which
+// Find reads as Sets.
+const verifiedFile = "verified"
+
+func loadVerified(dir string) *verified {
+	v := &verified{dir: dir, seen: map[string]string{}}
+	if data, err := os.ReadFile(filepath.Join(dir, verifiedFile)); err == nil {
+		_ = json.Unmarshal(data, &v.seen) // a damaged record only costs hashing
+	}
+	return v
+}
+
+// fingerprint is what stat says of a file, as one string.
+func fingerprint(p string) (string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("%s: no stat data", p)
+	}
+	return fmt.Sprintf("%d %d.%09d %d.%09d %d %d", st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Dev), nil
+}
+
+// verify checks one blob: by its fingerprint when it was verified before,
+// else by hashing it.
+func (v *verified) verify(digest string, size int64) error {
+	before, ferr := fingerprint(blobPath(v.dir, digest))
+	if ferr == nil && v.seen[digest] == before {
+		return nil
+	}
+	if err := verifyBlob(v.dir, digest, size); err != nil {
+		if _, ok := v.seen[digest]; ok {
+			delete(v.seen, digest)
+			v.changed = true
+		}
+		return err
+	}
+	// Recorded only if the blob did not change while it was hashed.
+	if after, err := fingerprint(blobPath(v.dir, digest)); ferr == nil && err == nil && after == before {
+		v.seen[digest] = before
+		v.changed = true
+	}
+	return nil
+}
+
+// save writes the record back when it changed, through a temporary file
+// and a rename; two lab commands saving at once lose at most some
+// entries, which costs a hash later.
+func (v *verified) save() {
+	if !v.changed {
+		return
+	}
+	data, err := json.Marshal(v.seen)
+	if err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(v.dir, ".verified-*")
+	if err != nil {
+		return
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil && cerr == nil {
+		_ = os.Rename(tmp.Name(), filepath.Join(v.dir, verifiedFile))
+	}
 }
 
 var (

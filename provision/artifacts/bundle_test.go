@@ -282,3 +282,59 @@ func TestLoadRefusesForeignSets(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadRemembersVerifiedBlobs: Load records the blobs it hashed, and a
+// blob written since — in place with the same size, or replaced — is
+// hashed again and found corrupt.
+func TestLoadRemembersVerifiedBlobs(t *testing.T) {
+	root := t.TempDir()
+	s := testSet(t, root, SourceBuild)
+	c := Cache{Root: root}
+	if _, err := c.Load(s.Version, s.Key); err != nil {
+		t.Fatal(err)
+	}
+	v := loadVerified(c.versionDir(s.Version))
+	if n := len(s.Binaries) + len(s.Images); len(v.seen) != n {
+		t.Fatalf("record holds %d blobs, want %d", len(v.seen), n)
+	}
+	if _, err := c.Load(s.Version, s.Key); err != nil {
+		t.Fatalf("second load: %v", err)
+	}
+
+	blob := s.Path(s.Binaries[0].Digest)
+	good, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.ToUpper(good)
+	if bytes.Equal(bad, good) {
+		t.Fatal("test blob has no letters to change")
+	}
+	// In place, same size.
+	f, err := os.OpenFile(blob, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(bad)
+	f.Close()
+	if _, err := c.Load(s.Version, s.Key); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("after an in-place write: %v, want corrupt", err)
+	}
+	// Put back, load (recorded again), then replace by rename.
+	if err := os.WriteFile(blob, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load(s.Version, s.Key); err != nil {
+		t.Fatalf("after putting it back: %v", err)
+	}
+	tmp := blob + ".new"
+	if err := os.WriteFile(tmp, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, blob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load(s.Version, s.Key); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("after a replace: %v, want corrupt", err)
+	}
+}
