@@ -35,6 +35,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Binary is a program installed on nodes.
@@ -181,13 +183,9 @@ func loadVerified(dir string) *verified {
 
 // fingerprint is what stat says of a file, as one string.
 func fingerprint(p string) (string, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return "", err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "", fmt.Errorf("%s: no stat data", p)
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return "", &fs.PathError{Op: "stat", Path: p, Err: err}
 	}
 	return fmt.Sprintf("%d %d.%09d %d.%09d %d %d", st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Dev), nil
 }
