@@ -49,8 +49,8 @@ type Options struct {
 	Helm       string
 	// CacheDir keeps downloads (helm) and built artifacts.
 	CacheDir string
-	// Vagrantfile is lab's Vagrantfile for vagrant labs (default: found
-	// beside the lab file or in a parent directory).
+	// Vagrantfile replaces the Vagrantfile built into lab for vagrant labs
+	// (default: the built-in one).
 	Vagrantfile string
 	// Provider overrides the lab's provider (tests).
 	Provider provider.Provider

@@ -20,9 +20,9 @@ type settings struct {
 	SSHKey   string // default private key when a lab names none
 	CacheDir string // downloaded and built artifacts
 	StateDir string // per-lab state: known_hosts, journal, secrets, kubeconfig
-	// Vagrantfile is lab's Vagrantfile for vagrant labs (setting
-	// vagrantfile, LAB_VAGRANTFILE); by default the one beside the lab
-	// file or in a parent directory.
+	// Vagrantfile replaces the Vagrantfile built into lab for vagrant labs
+	// (setting vagrantfile, LAB_VAGRANTFILE), to try changes to it without
+	// rebuilding lab.
 	Vagrantfile string
 }
 
@@ -68,6 +68,7 @@ FILE defaults to ./lab.yaml in every command that takes one.`,
 		newSSHCommand(s),
 		newKubeconfigCommand(s),
 		newLogsCommand(s),
+		newVagrantVMsCommand(s),
 	)
 	return root
 }

@@ -26,8 +26,7 @@ type Lab struct {
 	Nodes        []Node       `yaml:"nodes"`
 
 	// Path is the local file the lab was loaded from ("" when parsed from
-	// memory). Tools that read the lab file themselves, such as the
-	// Vagrantfile, get this path.
+	// memory), for messages about the lab.
 	Path string `yaml:"-"`
 }
 
@@ -52,8 +51,10 @@ type Provider struct {
 	Docker  *DockerConfig  `yaml:"docker,omitempty"`
 }
 
-// VagrantConfig holds the VirtualBox defaults read by the repository's
-// Vagrantfile. Per-node cpus and memory override CPUs and Memory.
+// VagrantConfig holds the VirtualBox settings of every VM. lab resolves them
+// with the nodes' own into the VM list it hands its Vagrantfile (see
+// provision/provider/vagrant). Per-node cpus and memory override CPUs and
+// Memory.
 type VagrantConfig struct {
 	Box        string `yaml:"box"`
 	BoxVersion string `yaml:"boxVersion,omitempty"`
@@ -63,6 +64,10 @@ type VagrantConfig struct {
 	Group       string `yaml:"group,omitempty"`
 	LinkedClone *bool  `yaml:"linkedClone,omitempty"`
 }
+
+// LinkedCloneEnabled reports whether VMs are linked clones of the box (the
+// default).
+func (v VagrantConfig) LinkedCloneEnabled() bool { return v.LinkedClone == nil || *v.LinkedClone }
 
 // DockerConfig describes container nodes.
 type DockerConfig struct {

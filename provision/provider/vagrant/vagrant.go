@@ -1,14 +1,18 @@
-// Package vagrant is the provider for VirtualBox VMs made by Vagrant from
-// the repository's Vagrantfile, which reads the lab file itself. lab runs
-// `vagrant up`, `vagrant status`, `vagrant ssh-config` and `vagrant destroy`
-// with the lab's own machine directory, then reaches each VM over SSH on
-// its lab-network address like any other host.
+// Package vagrant is the provider for VirtualBox VMs made by Vagrant. lab
+// carries its own Vagrantfile (embedded in the binary) and resolves the lab
+// file into a list of VMs (VMList); before every vagrant command it writes
+// both into the lab's state directory and runs vagrant there, so a lab binary
+// installed on its own can run a vagrant lab from any directory. lab runs
+// `vagrant up`, `vagrant status`, `vagrant ssh-config` and `vagrant destroy`,
+// then reaches each VM over SSH on its lab-network address like any other
+// host.
 package vagrant
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -18,16 +22,26 @@ import (
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider"
+	"github.com/labctl/lab/provision/state"
 )
+
+// embeddedVagrantfile is lab's Vagrantfile. The repository's top-level
+// Vagrantfile is a copy of it for people who run Vagrant by hand; a test
+// keeps the two equal.
+//
+//go:embed Vagrantfile
+var embeddedVagrantfile []byte
 
 // Options configure a Provider.
 type Options struct {
-	// StateDir is the lab's state directory; Vagrant's machine records go
+	// StateDir is the lab's state directory. lab writes its Vagrantfile and
+	// the VM list there and runs vagrant in it; Vagrant's machine records go
 	// in StateDir/vagrant, so two labs with a node of the same name never
 	// share a VM.
 	StateDir string
-	// Vagrantfile is lab's Vagrantfile. Default: the first Vagrantfile in
-	// the lab file's directory or one of its parents (the repository's).
+	// Vagrantfile, if set, is a Vagrantfile written to the state directory
+	// in place of the one built into lab: for trying changes to it without
+	// rebuilding lab.
 	Vagrantfile string
 	// Binary is the vagrant command. Default: vagrant on PATH.
 	Binary string
@@ -51,48 +65,66 @@ func New(o Options) (*Provider, error) {
 	return &Provider{o: o}, nil
 }
 
-// vagrantfile finds the Vagrantfile for lab l.
-func (p *Provider) vagrantfile(l *labfile.Lab) (string, error) {
-	if p.o.Vagrantfile != "" {
-		return filepath.Abs(p.o.Vagrantfile)
-	}
-	if l.Path == "" {
-		return "", errors.New("vagrant provider: the lab was not loaded from a file, and no Vagrantfile was given")
-	}
-	dir, err := filepath.Abs(filepath.Dir(l.Path))
+// machineDir is Vagrant's own directory for the lab's machines
+// (VAGRANT_DOTFILE_PATH).
+func (p *Provider) machineDir() string { return filepath.Join(p.o.StateDir, "vagrant") }
+
+// Prepare writes into dir what vagrant needs to make lab l's VMs: lab's
+// Vagrantfile and, beside it, the VM list it applies (VMListFile). Both are
+// 0600 and written atomically, so a vagrant that runs meanwhile reads the
+// old files or the new ones, never half of one. vagrantfile replaces the
+// embedded Vagrantfile when it is not nil.
+func Prepare(dir string, l *labfile.Lab, vagrantfile []byte) error {
+	list, err := NewVMList(l)
 	if err != nil {
-		return "", err
+		return err
 	}
-	for {
-		candidate := filepath.Join(dir, "Vagrantfile")
-		if _, err := os.Stat(candidate); err == nil {
-			return candidate, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("vagrant provider: no Vagrantfile beside %s or in a parent directory; keep lab files in a clone of lab's repository or set LAB_VAGRANTFILE", l.Path)
-		}
-		dir = parent
+	js, err := list.JSON()
+	if err != nil {
+		return err
 	}
+	if vagrantfile == nil {
+		vagrantfile = embeddedVagrantfile
+	}
+	// state.WriteAtomic is the state directory's atomic write; when atomic
+	// writes move into their own package, this call moves with them.
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"Vagrantfile", vagrantfile}, {VMListFile, js}} {
+		if err := state.WriteAtomic(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
+			return fmt.Errorf("vagrant provider: writing the %s of lab %s: %w", f.name, l.Metadata.Name, err)
+		}
+	}
+	return nil
 }
 
-// vagrant runs one vagrant command for lab l and returns its output.
-func (p *Provider) vagrant(ctx context.Context, l *labfile.Lab, args ...string) ([]byte, error) {
-	vf, err := p.vagrantfile(l)
-	if err != nil {
-		return nil, err
+// prepare writes the Vagrantfile and the VM list into the state directory.
+func (p *Provider) prepare(l *labfile.Lab) error {
+	var vf []byte
+	if p.o.Vagrantfile != "" {
+		b, err := os.ReadFile(p.o.Vagrantfile)
+		if err != nil {
+			return fmt.Errorf("vagrant provider: the Vagrantfile setting (LAB_VAGRANTFILE): %w; unset it to use the Vagrantfile built into lab", err)
+		}
+		vf = b
 	}
-	labPath, err := filepath.Abs(l.Path)
-	if err != nil {
+	return Prepare(p.o.StateDir, l, vf)
+}
+
+// vagrant runs one vagrant command for lab l in the state directory and
+// returns its output.
+func (p *Provider) vagrant(ctx context.Context, l *labfile.Lab, args ...string) ([]byte, error) {
+	if err := p.prepare(l); err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, p.o.Binary, args...)
+	cmd.Dir = p.o.StateDir
 	cmd.Env = append(os.Environ(),
-		"VAGRANT_CWD="+filepath.Dir(vf),
-		"VAGRANT_VAGRANTFILE="+filepath.Base(vf),
-		"VAGRANT_DOTFILE_PATH="+filepath.Join(p.o.StateDir, "vagrant"),
+		"VAGRANT_CWD="+p.o.StateDir,
+		"VAGRANT_VAGRANTFILE=Vagrantfile",
+		"VAGRANT_DOTFILE_PATH="+p.machineDir(),
 		"VAGRANT_CHECKPOINT_DISABLE=1",
-		"LAB_FILE="+labPath,
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -104,21 +136,25 @@ func (p *Provider) vagrant(ctx context.Context, l *labfile.Lab, args ...string) 
 		if lines := strings.Split(msg, "\n"); len(lines) > 15 {
 			msg = strings.Join(lines[len(lines)-15:], "\n")
 		}
-		return stdout.Bytes(), fmt.Errorf("vagrant %s: %w: %s", strings.Join(args, " "), err, msg)
+		return stdout.Bytes(), fmt.Errorf("vagrant %s (in %s): %w: %s", strings.Join(args, " "), p.o.StateDir, err, msg)
 	}
 	return stdout.Bytes(), nil
 }
 
 // Create runs `vagrant up`: VMs that run are kept, stopped ones started,
-// missing ones created from the Vagrantfile.
+// missing ones created from the VM list.
 func (p *Provider) Create(ctx context.Context, l *labfile.Lab) error {
-	_, err := p.vagrant(ctx, l, "up", "--provider", "virtualbox")
+	list, err := NewVMList(l)
+	if err != nil {
+		return err
+	}
+	_, err = p.vagrant(ctx, l, "up", "--provider", list.Provider)
 	return err
 }
 
 // Delete runs `vagrant destroy -f` for the lab's VMs.
 func (p *Provider) Delete(ctx context.Context, l *labfile.Lab) error {
-	if _, err := os.Stat(filepath.Join(p.o.StateDir, "vagrant")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(p.machineDir()); errors.Is(err, os.ErrNotExist) {
 		return nil // vagrant never made anything for this lab
 	}
 	_, err := p.vagrant(ctx, l, "destroy", "-f")

@@ -1,9 +1,12 @@
 package vagrant
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -12,12 +15,17 @@ import (
 )
 
 // fakeVagrant is a stand-in for the vagrant command that records its
-// arguments and environment and answers status and ssh-config the way
-// Vagrant 2.3 prints them. VirtualBox cannot run on lab's CI machines; the
-// real Vagrantfile is judged by `vagrant validate` in internal/vagrantcheck.
+// arguments, working directory and environment, keeps a copy of the
+// Vagrantfile and VM list it would read, and answers status and ssh-config
+// the way Vagrant 2.3 prints them. VirtualBox cannot run on lab's CI
+// machines; the real Vagrantfile is judged by `vagrant validate` in
+// internal/vagrantcheck.
 const fakeVagrant = `#!/bin/sh
 echo "$@" >> "$LOG"
-env | grep -E '^(LAB_FILE|VAGRANT_CWD|VAGRANT_VAGRANTFILE|VAGRANT_DOTFILE_PATH)=' | sort >> "$LOG"
+echo "pwd=$(pwd)" >> "$LOG"
+env | grep -E '^(VAGRANT_CWD|VAGRANT_VAGRANTFILE|VAGRANT_DOTFILE_PATH)=' | sort >> "$LOG"
+cp "$VAGRANT_CWD/$VAGRANT_VAGRANTFILE" "$LOG.Vagrantfile" || exit 1
+cp "$VAGRANT_CWD/vagrant-vms.json" "$LOG.json" || exit 1
 case "$1" in
 status) cat <<'OUT'
 1700000000,k8s-ctr,metadata,provider,virtualbox
@@ -41,20 +49,16 @@ esac
 exit 0
 `
 
+// setup copies the study lab to a directory with no Vagrantfile in it or
+// above it, and runs the test from another such directory: lab must bring
+// its own Vagrantfile, as an installed binary does.
 func setup(t *testing.T) (*Provider, *labfile.Lab, string) {
 	t.Helper()
-	repo := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(repo, "labs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(repo, "Vagrantfile"), []byte("# lab\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	src, err := os.ReadFile("../../../labs/cilium-study.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	labPath := filepath.Join(repo, "labs", "study.yaml")
+	labPath := filepath.Join(t.TempDir(), "study.yaml")
 	if err := os.WriteFile(labPath, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +72,7 @@ func setup(t *testing.T) (*Provider, *labfile.Lab, string) {
 	}
 	log := filepath.Join(t.TempDir(), "log")
 	t.Setenv("LOG", log)
+	t.Chdir(t.TempDir())
 	state := t.TempDir()
 	p, err := New(Options{StateDir: state, Binary: bin})
 	if err != nil {
@@ -76,23 +81,84 @@ func setup(t *testing.T) (*Provider, *labfile.Lab, string) {
 	return p, l, log
 }
 
-func TestCreateRunsVagrantUpWithTheLabsOwnMachineDir(t *testing.T) {
+// TestCreateRunsVagrantInTheStateDir: `vagrant up` runs in the lab's state
+// directory, whatever the current directory, on the embedded Vagrantfile
+// and the lab's VM list written there, with the lab's own machine records.
+func TestCreateRunsVagrantInTheStateDir(t *testing.T) {
 	p, l, log := setup(t)
 	if err := p.Create(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(log)
-	repo := filepath.Dir(filepath.Dir(l.Path))
+	dir := p.o.StateDir
 	for _, want := range []string{
-		"up --provider virtualbox",
-		"LAB_FILE=" + l.Path,
-		"VAGRANT_CWD=" + repo,
-		"VAGRANT_VAGRANTFILE=Vagrantfile",
-		"VAGRANT_DOTFILE_PATH=" + filepath.Join(p.o.StateDir, "vagrant"),
+		"up --provider virtualbox\n",
+		"pwd=" + dir + "\n",
+		"VAGRANT_CWD=" + dir + "\n",
+		"VAGRANT_VAGRANTFILE=Vagrantfile\n",
+		"VAGRANT_DOTFILE_PATH=" + filepath.Join(dir, "vagrant") + "\n",
 	} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("vagrant was not run with %q:\n%s", want, got)
 		}
+	}
+	if vf, _ := os.ReadFile(log + ".Vagrantfile"); !bytes.Equal(vf, embeddedVagrantfile) {
+		t.Errorf("vagrant saw a Vagrantfile other than the embedded one:\n%s", vf)
+	}
+	var list VMList
+	js, _ := os.ReadFile(log + ".json")
+	if err := json.Unmarshal(js, &list); err != nil {
+		t.Fatalf("vagrant saw no VM list: %v\n%s", err, js)
+	}
+	want, err := NewVMList(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&list, want) {
+		t.Errorf("vagrant saw the VM list\n%s\nwant %+v", js, want)
+	}
+	for _, name := range []string{"Vagrantfile", VMListFile} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600 like every file of the state directory", name, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestVagrantfileSetting: LAB_VAGRANTFILE puts another Vagrantfile in the
+// state directory, and a missing one says which setting is wrong.
+func TestVagrantfileSetting(t *testing.T) {
+	p, l, log := setup(t)
+	own := filepath.Join(t.TempDir(), "Vagrantfile")
+	if err := os.WriteFile(own, []byte("# mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.o.Vagrantfile = own
+	if err := p.Create(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	if vf, _ := os.ReadFile(log + ".Vagrantfile"); string(vf) != "# mine\n" {
+		t.Errorf("vagrant saw %q, want the Vagrantfile setting's", vf)
+	}
+	p.o.Vagrantfile = filepath.Join(t.TempDir(), "missing")
+	if err := p.Create(context.Background(), l); err == nil || !strings.Contains(err.Error(), "LAB_VAGRANTFILE") {
+		t.Errorf("missing Vagrantfile setting: %v", err)
+	}
+}
+
+// TestEmbeddedVagrantfileIsTheRepositorys keeps the repository's top-level
+// Vagrantfile, the one people read and run by hand, equal to the one lab
+// carries.
+func TestEmbeddedVagrantfileIsTheRepositorys(t *testing.T) {
+	top, err := os.ReadFile("../../../Vagrantfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(top, embeddedVagrantfile) {
+		t.Errorf("the top-level Vagrantfile differs from provision/provider/vagrant/Vagrantfile, which lab embeds; edit the latter and copy it:\n\tcp provision/provider/vagrant/Vagrantfile Vagrantfile")
 	}
 }
 
@@ -130,13 +196,5 @@ func TestDeleteReportsVagrantsError(t *testing.T) {
 	err := p.Delete(context.Background(), l)
 	if err == nil || !strings.Contains(err.Error(), "vagrant destroy -f") || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("destroy error: %v", err)
-	}
-}
-
-func TestNoVagrantfile(t *testing.T) {
-	p, _ := New(Options{StateDir: t.TempDir()})
-	l := &labfile.Lab{Path: filepath.Join(t.TempDir(), "lab.yaml")}
-	if _, err := p.vagrantfile(l); err == nil || !strings.Contains(err.Error(), "no Vagrantfile") {
-		t.Errorf("got %v", err)
 	}
 }
