@@ -12,16 +12,55 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/provider/vagrant"
 )
 
+// topVagrantfile is the repository's copy of the Vagrantfile, the one run by
+// hand; provision/provider/vagrant checks that it equals the embedded one.
 const (
-	vagrantfile = "../../Vagrantfile"
-	labsDir     = "../../labs"
+	topVagrantfile = "../../Vagrantfile"
+	labsDir        = "../../labs"
 )
+
+// tmp holds what TestMain makes for the tests: the lab binary.
+var tmp string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vagrantcheck")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tmp = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildLab builds cmd/lab once, for the Vagrantfile run by hand, which asks
+// `lab vagrant-vms` for the VM list.
+var buildLab = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(tmp, "bin", "lab")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/labctl/lab/cmd/lab").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/lab: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func labBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := buildLab()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
 // needTool returns the path of a program the test needs. A missing tool skips
 // the test, unless LAB_REQUIRE_TOOLS=1 (CI), where it fails.
@@ -61,75 +100,155 @@ func vagrantLabs(t *testing.T, extra ...string) map[string]*labfile.Lab {
 	return out
 }
 
+// setup is how the Vagrantfile gets its VM list: the directory holding the
+// Vagrantfile to load, the environment to load it with, and where vagrant
+// runs.
+type setup struct {
+	dir, cwd string
+	env      []string
+}
+
 // vagrantEnv is the environment for a vagrant run that touches nothing of
-// the user's: its own VAGRANT_HOME and no network check for new versions.
-func vagrantEnv(t *testing.T, labFile string) []string {
+// the user's: its own VAGRANT_HOME, no network check for new versions, and
+// no LAB_FILE, LAB_BIN or other VAGRANT_* variable but the test's own.
+func vagrantEnv(t *testing.T, extra ...string) []string {
+	t.Helper()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LAB_FILE=") && !strings.HasPrefix(kv, "LAB_BIN=") && !strings.HasPrefix(kv, "VAGRANT_") {
+			env = append(env, kv)
+		}
+	}
+	return append(append(env,
+		"VAGRANT_HOME="+t.TempDir(),
+		"VAGRANT_CHECKPOINT_DISABLE=1",
+		"VAGRANT_NO_COLOR=1",
+	), extra...)
+}
+
+// asLabUp sets the Vagrantfile up as `lab up` does: the embedded Vagrantfile
+// and the lab's VM list written into one directory by the provider, and
+// vagrant pointed at it from an unrelated directory.
+func asLabUp(t *testing.T, lab *labfile.Lab) setup {
+	t.Helper()
+	dir := t.TempDir()
+	if err := vagrant.Prepare(dir, lab, nil); err != nil {
+		t.Fatal(err)
+	}
+	env := vagrantEnv(t, "VAGRANT_CWD="+dir, "VAGRANT_VAGRANTFILE=Vagrantfile", "VAGRANT_DOTFILE_PATH="+filepath.Join(dir, "vagrant"))
+	return setup{dir: dir, cwd: t.TempDir(), env: env}
+}
+
+// byHand sets the repository's Vagrantfile up as a person runs it:
+// LAB_FILE=labFile vagrant ..., with the lab binary as LAB_BIN. The
+// Vagrantfile is copied to a temporary directory, so no .vagrant/ lands in
+// the repository.
+func byHand(t *testing.T, labFile string, env ...string) setup {
 	t.Helper()
 	abs, err := filepath.Abs(labFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(os.Environ(),
-		"LAB_FILE="+abs,
-		"VAGRANT_HOME="+t.TempDir(),
-		"VAGRANT_CHECKPOINT_DISABLE=1",
-		"VAGRANT_NO_COLOR=1",
-	)
-}
-
-// runVagrantValidate runs `vagrant validate --ignore-provider` on a copy of
-// the Vagrantfile in a temporary directory, so no .vagrant/ lands in the
-// repository, and returns its combined output.
-func runVagrantValidate(t *testing.T, vagrant, labFile string) (string, error) {
-	t.Helper()
 	dir := t.TempDir()
-	src, err := os.ReadFile(vagrantfile)
+	src, err := os.ReadFile(topVagrantfile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "Vagrantfile"), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if env == nil {
+		env = []string{"LAB_BIN=" + labBinary(t)}
+	}
+	return setup{dir: dir, cwd: dir, env: vagrantEnv(t, append(env, "LAB_FILE="+abs)...)}
+}
+
+// runVagrantValidate runs `vagrant validate --ignore-provider` on the
+// Vagrantfile of s and returns its combined output.
+func runVagrantValidate(t *testing.T, bin string, s setup) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, vagrant, "validate", "--ignore-provider")
-	cmd.Dir = dir
-	cmd.Env = vagrantEnv(t, labFile)
+	cmd := exec.CommandContext(ctx, bin, "validate", "--ignore-provider")
+	cmd.Dir = s.cwd
+	cmd.Env = s.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
 // TestVagrantValidate has the real vagrant load the Vagrantfile for every
-// vagrant lab and check its core settings.
+// vagrant lab, fed as `lab up` feeds it and as it is run by hand, and check
+// its core settings.
 func TestVagrantValidate(t *testing.T) {
-	vagrant := needTool(t, "vagrant")
-	for file := range vagrantLabs(t) {
+	bin := needTool(t, "vagrant")
+	for file, lab := range vagrantLabs(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			out, err := runVagrantValidate(t, vagrant, file)
-			if err != nil || !strings.Contains(out, "Vagrantfile validated successfully.") {
-				t.Fatalf("vagrant validate with LAB_FILE=%s: %v\n%s", file, err, out)
+			for mode, s := range map[string]setup{"lab up": asLabUp(t, lab), "by hand": byHand(t, file)} {
+				out, err := runVagrantValidate(t, bin, s)
+				if err != nil || !strings.Contains(out, "Vagrantfile validated successfully.") {
+					t.Fatalf("vagrant validate %s with %s: %v\n%s", mode, file, err, out)
+				}
 			}
 		})
 	}
 }
 
+// pathWithoutLab is $PATH without the directories that hold a lab command.
+func pathWithoutLab() string {
+	var dirs []string
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(d, "lab")); err != nil {
+			dirs = append(dirs, d)
+		}
+	}
+	return strings.Join(dirs, string(os.PathListSeparator))
+}
+
 // TestVagrantRefuses proves that vagrant stops with one clear line for a
-// lab that is not a vagrant lab and for a lab file that does not exist.
+// lab that is not a vagrant lab, a lab file that does not exist, a missing
+// lab command, and a VM list it cannot read.
 func TestVagrantRefuses(t *testing.T) {
-	vagrant := needTool(t, "vagrant")
+	bin := needTool(t, "vagrant")
+	study, _, err := labfile.Load(filepath.Join(labsDir, "cilium-study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// list is the study lab as `lab up` hands it over, with edit applied.
+	list := func(edit string) setup {
+		s := asLabUp(t, study)
+		js, err := os.ReadFile(filepath.Join(s.dir, vagrant.VMListFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, new, _ := strings.Cut(edit, "=>")
+		if !bytes.Contains(js, []byte(old)) {
+			t.Fatalf("the VM list has no %q:\n%s", old, js)
+		}
+		js = bytes.Replace(js, []byte(old), []byte(new), 1)
+		if err := os.WriteFile(filepath.Join(s.dir, vagrant.VMListFile), js, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	studyFile := filepath.Join(labsDir, "cilium-study.yaml")
 	for _, tc := range []struct {
-		file, want string
+		name, want string
+		setup      func() setup
 	}{
-		{filepath.Join(labsDir, "ci.yaml"), "provider.type is docker, not vagrant"},
-		{filepath.Join(t.TempDir(), "missing.yaml"), "missing.yaml: no such lab file (set LAB_FILE)"},
+		{"docker lab", "provider.type is docker, not vagrant", func() setup { return byHand(t, filepath.Join(labsDir, "ci.yaml")) }},
+		{"missing lab file", "missing.yaml: no such lab file (set LAB_FILE)", func() setup { return byHand(t, filepath.Join(t.TempDir(), "missing.yaml")) }},
+		{"no lab command", "no lab command on PATH to read LAB_FILE with", func() setup { return byHand(t, studyFile, "PATH="+pathWithoutLab()) }},
+		{"LAB_BIN not a program", "is not an executable file", func() setup { return byHand(t, studyFile, "LAB_BIN="+t.TempDir()) }},
+		{"other format", "VM list format 2, this Vagrantfile reads 1", func() setup { return list(`"format": 1=>"format": 2`) }},
+		{"other provider", `provider "libvirt": this Vagrantfile configures only virtualbox`, func() setup { return list(`"provider": "virtualbox"=>"provider": "libvirt"`) }},
 	} {
-		t.Run(filepath.Base(tc.file), func(t *testing.T) {
-			out, err := runVagrantValidate(t, vagrant, tc.file)
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runVagrantValidate(t, bin, tc.setup())
 			if err == nil {
-				t.Fatalf("vagrant validate accepted %s:\n%s", tc.file, out)
+				t.Fatalf("vagrant validate went through:\n%s", out)
 			}
 			if !strings.Contains(out, "Vagrantfile: ") || !strings.Contains(out, tc.want) {
-				t.Fatalf("vagrant validate with %s: want a line with %q, got:\n%s", tc.file, tc.want, out)
+				t.Fatalf("want a line with %q, got:\n%s", tc.want, out)
 			}
 			if strings.Contains(out, ".rb:") {
 				t.Errorf("the refusal shows a Ruby backtrace:\n%s", out)
@@ -159,23 +278,23 @@ type event struct {
 
 var definePath = regexp.MustCompile(`^vm\.define\[([^\]]*)\]\.(.*)$`)
 
-// record loads the Vagrantfile under testdata/record.rb and returns the
-// global events and the machines in definition order.
-func record(t *testing.T, ruby, labFile string) ([]event, []*machine) {
+// record loads the Vagrantfile of s under testdata/record.rb and returns
+// the global events and the machines in definition order.
+func record(t *testing.T, ruby string, s setup) ([]event, []*machine) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ruby, "testdata/record.rb", vagrantfile)
-	cmd.Env = vagrantEnv(t, labFile)
+	cmd := exec.CommandContext(ctx, ruby, "testdata/record.rb", filepath.Join(s.dir, "Vagrantfile"))
+	cmd.Env = s.env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("record %s: %v\n%s", labFile, err, stderr.String())
+		t.Fatalf("record %s: %v\n%s", s.dir, err, stderr.String())
 	}
 	var events []event
 	if err := json.Unmarshal(out, &events); err != nil {
-		t.Fatalf("record %s: %v\n%s", labFile, err, out)
+		t.Fatalf("record %s: %v\n%s", s.dir, err, out)
 	}
 	var global []event
 	var machines []*machine
@@ -193,7 +312,7 @@ func record(t *testing.T, ruby, labFile string) ([]event, []*machine) {
 			machines = append(machines, vm)
 		}
 		if err := vm.apply(m[2], e); err != nil {
-			t.Fatalf("%s: machine %s: %v", labFile, vm.Name, err)
+			t.Fatalf("%s: machine %s: %v", s.dir, vm.Name, err)
 		}
 	}
 	return global, machines
@@ -278,57 +397,75 @@ func want(lab *labfile.Lab, n *labfile.Node) *machine {
 	return m
 }
 
-// TestVagrantfileMatchesLabfile proves that the Vagrantfile and
-// provision/labfile agree: same machines in the same order, with the
-// defaults of defaults.go, NICs on the lab networks (node network first,
-// promiscuous), no synced folder and no provisioner.
+// modes returns the Vagrantfile of lab file set up both ways it runs: as
+// `lab up` feeds it and by hand.
+func modes(t *testing.T, file string, lab *labfile.Lab) map[string]setup {
+	t.Helper()
+	return map[string]setup{"lab up": asLabUp(t, lab), "by hand": byHand(t, file)}
+}
+
+// TestVagrantfileMatchesLabfile proves that what the Vagrantfile asks of
+// Vagrant is what provision/labfile loads: same machines in the same order,
+// with the defaults of defaults.go, NICs on the lab networks (node network
+// first, promiscuous), no synced folder and no provisioner.
 func TestVagrantfileMatchesLabfile(t *testing.T) {
 	ruby := needTool(t, "ruby")
 	for file, lab := range vagrantLabs(t, "testdata/routed.yaml") {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			global, machines := record(t, ruby, file)
+		for mode, s := range modes(t, file, lab) {
+			t.Run(filepath.Base(file)+"/"+mode, func(t *testing.T) {
+				global, machines := record(t, ruby, s)
 
-			wantGlobal := []event{{Path: "vm.synced_folder", Args: []any{".", "/vagrant"}, KW: map[string]any{"disabled": true}}}
-			if !reflect.DeepEqual(global, wantGlobal) {
-				t.Errorf("settings outside the machines:\n got %+v\nwant %+v", global, wantGlobal)
-			}
-			if len(machines) != len(lab.Nodes) {
-				t.Fatalf("%d machines, want one per node (%d)", len(machines), len(lab.Nodes))
-			}
-			for i := range lab.Nodes {
-				w := want(lab, &lab.Nodes[i])
-				if !reflect.DeepEqual(machines[i], w) {
-					t.Errorf("machine %d:\n got %+v\nwant %+v", i, *machines[i], *w)
+				wantGlobal := []event{{Path: "vm.synced_folder", Args: []any{".", "/vagrant"}, KW: map[string]any{"disabled": true}}}
+				if !reflect.DeepEqual(global, wantGlobal) {
+					t.Errorf("settings outside the machines:\n got %+v\nwant %+v", global, wantGlobal)
 				}
-			}
-		})
+				if len(machines) != len(lab.Nodes) {
+					t.Fatalf("%d machines, want one per node (%d)", len(machines), len(lab.Nodes))
+				}
+				for i := range lab.Nodes {
+					w := want(lab, &lab.Nodes[i])
+					if !reflect.DeepEqual(machines[i], w) {
+						t.Errorf("machine %d:\n got %+v\nwant %+v", i, *machines[i], *w)
+					}
+				}
+			})
+		}
 	}
 }
 
 // TestRoutedDefaults pins the values the routed test lab must produce, so a
-// change of defaults.go that the Vagrantfile misses cannot pass unnoticed
-// by moving both sides of TestVagrantfileMatchesLabfile.
+// change of defaults.go that the VM list misses cannot pass unnoticed by
+// moving both sides of TestVagrantfileMatchesLabfile.
 func TestRoutedDefaults(t *testing.T) {
 	ruby := needTool(t, "ruby")
-	_, machines := record(t, ruby, "testdata/routed.yaml")
-	if len(machines) != 3 {
-		t.Fatalf("%d machines, want 3", len(machines))
+	const file = "testdata/routed.yaml"
+	lab, _, err := labfile.Load(file)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctr, router, client := machines[0], machines[1], machines[2]
-	if ctr.Box != labfile.DefaultVagrantBox || ctr.CPUs != labfile.DefaultVagrantCPUs || ctr.Memory != labfile.DefaultVagrantMemory {
-		t.Errorf("k8s-ctr: box %q, %d CPUs, %d MiB; want the defaults", ctr.Box, ctr.CPUs, ctr.Memory)
-	}
-	if ctr.BoxVersion != "202502.21.0" || ctr.LinkedClone || ctr.Group != "" {
-		t.Errorf("k8s-ctr: box version %q, linked clone %v, group %q", ctr.BoxVersion, ctr.LinkedClone, ctr.Group)
-	}
-	wantNICs := []nic{
-		{"private_network", "192.168.56.200", "255.255.252.0"},
-		{"private_network", "192.168.20.200", "255.255.255.0"},
-	}
-	if !reflect.DeepEqual(router.NICs, wantNICs) || router.CPUs != 1 || router.Memory != 768 {
-		t.Errorf("router: NICs %v, %d CPUs, %d MiB", router.NICs, router.CPUs, router.Memory)
-	}
-	if len(client.NICs) != 1 || client.NICs[0].IP != "192.168.20.50" || client.Memory != labfile.DefaultVagrantMemory {
-		t.Errorf("client: NICs %v, %d MiB", client.NICs, client.Memory)
+	for mode, s := range modes(t, file, lab) {
+		t.Run(mode, func(t *testing.T) {
+			_, machines := record(t, ruby, s)
+			if len(machines) != 3 {
+				t.Fatalf("%d machines, want 3", len(machines))
+			}
+			ctr, router, client := machines[0], machines[1], machines[2]
+			if ctr.Box != labfile.DefaultVagrantBox || ctr.CPUs != labfile.DefaultVagrantCPUs || ctr.Memory != labfile.DefaultVagrantMemory {
+				t.Errorf("k8s-ctr: box %q, %d CPUs, %d MiB; want the defaults", ctr.Box, ctr.CPUs, ctr.Memory)
+			}
+			if ctr.BoxVersion != "202502.21.0" || ctr.LinkedClone || ctr.Group != "" {
+				t.Errorf("k8s-ctr: box version %q, linked clone %v, group %q", ctr.BoxVersion, ctr.LinkedClone, ctr.Group)
+			}
+			wantNICs := []nic{
+				{"private_network", "192.168.56.200", "255.255.252.0"},
+				{"private_network", "192.168.20.200", "255.255.255.0"},
+			}
+			if !reflect.DeepEqual(router.NICs, wantNICs) || router.CPUs != 1 || router.Memory != 768 {
+				t.Errorf("router: NICs %v, %d CPUs, %d MiB", router.NICs, router.CPUs, router.Memory)
+			}
+			if len(client.NICs) != 1 || client.NICs[0].IP != "192.168.20.50" || client.Memory != labfile.DefaultVagrantMemory {
+				t.Errorf("client: NICs %v, %d MiB", client.NICs, client.Memory)
+			}
+		})
 	}
 }
