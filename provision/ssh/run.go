@@ -3,6 +3,7 @@ package ssh
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -95,29 +96,9 @@ var ErrConnectionLost = errors.New("connection lost")
 // whole group gets SIGTERM, then SIGKILL after a grace period. sshd itself
 // does not stop the processes of a closed session. Arguments: command,
 // length of the input that precedes the lifeline on stdin, grace seconds.
-const wrapper = `exec 3<&0
-if [ "$2" -gt 0 ]; then
-  f=$(mktemp) || exit 125
-  head -c "$2" <&3 >"$f" || { rm -f "$f"; exit 125; }
-  exec 4<"$f"
-  rm -f "$f"
-else
-  exec 4</dev/null
-fi
-if command -v setsid >/dev/null 2>&1; then
-  setsid sh -c "$1" <&4 3<&- 4<&- &
-else
-  sh -c "$1" <&4 3<&- 4<&- &
-fi
-p=$!
-exec 4<&-
-{ read -r _; kill -s TERM -- -"$p" || kill -s TERM "$p"; sleep "$3"; kill -s KILL -- -"$p" || kill -s KILL "$p"; } <&3 >/dev/null 2>&1 &
-w=$!
-exec 3<&-
-wait "$p"
-r=$?
-kill "$w" 2>/dev/null
-exit "$r"`
+//
+//go:embed wrapper.sh
+var wrapper string
 
 // quote quotes s for a POSIX shell.
 func quote(s string) string {

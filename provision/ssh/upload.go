@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,37 +74,25 @@ const batch = 200
 // checkScript reports, for each file (path size sha256 mode owner group),
 // "same", "meta" (content right, mode or owner not) or "new", creating
 // missing parent directories. Hashing happens only when sizes match.
-const checkScript = `while [ $# -ge 6 ]; do
-  p=$1 s=$2 h=$3 m=$4 o=$5 g=$6
-  shift 6
-  d=${p%/*}
-  [ -z "$d" ] || [ -d "$d" ] || mkdir -p -- "$d" || exit 1
-  st=new
-  if [ -f "$p" ] && [ ! -L "$p" ]; then
-    i=$(stat -c '%s %a %U %G' -- "$p") || exit 1
-    if [ "${i%% *}" = "$s" ] && [ "$(sha256sum < "$p")" = "$h  -" ]; then
-      if [ "${i#* }" = "$m $o $g" ]; then st=same; else st=meta; fi
-    fi
-  fi
-  echo "$st"
-done`
+//
+//go:embed check.sh
+var checkScript string
 
 // finishScript sets owner and mode of each uploaded temporary file and
 // renames it over its destination (rename(2) in the same directory: readers
 // see the old or the new file), or fixes owner and mode in place ("-").
-const finishScript = `while [ $# -ge 5 ]; do
-  t=$1 p=$2 m=$3 o=$4 g=$5
-  shift 5
-  if [ "$t" = - ]; then
-    chown -- "$o:$g" "$p" && chmod -- "$m" "$p" || exit 1
-  else
-    chown -- "$o:$g" "$t" && chmod -- "$m" "$t" && mv -f -- "$t" "$p" || exit 1
-  fi
-done`
+//
+//go:embed finish.sh
+var finishScript string
 
 // sftpServers are where distributions install OpenSSH's sftp-server; a
 // non-root user runs it through sudo to write as root.
 const sftpServers = "/usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server"
+
+// sftpScript runs the first of its arguments (sftpServers) that is there.
+//
+//go:embed sftp.sh
+var sftpScript string
 
 // Upload puts files on the node atomically (a temporary file in the same
 // directory, fsync, rename) with their mode and owner. Files whose remote
@@ -354,8 +343,7 @@ func (c *Client) send(ctx context.Context, ups []*upload) (int64, error) {
 		err = sess.RequestSubsystem("sftp")
 	} else {
 		// sudo -n was checked by the Exec of the check script.
-		err = sess.Start("sudo -n sh -c " + quote("for p in "+sftpServers+
-			`; do [ -x "$p" ] && exec "$p"; done; echo "lab: no sftp-server found in `+sftpServers+`" >&2; exit 127`))
+		err = sess.Start("sudo -n " + script(sftpScript, strings.Fields(sftpServers)))
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: starting sftp: %w", c.target, err)

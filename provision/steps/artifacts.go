@@ -46,37 +46,34 @@ const (
 	programStamp = "/etc/lab/programs.stamp"
 )
 
-// statFormat is what programStamp keeps of a file: size, mtime, ctime (in
-// nanoseconds) and inode. Any write to the file or rename over it changes
-// the ctime or the inode, and no one can set a ctime, so a file that still
-// stats the same still holds what lab installed (as git trusts its index).
-const statFormat = "'%s %.9Y %.9Z %i'"
-
 // sumScript prints "<path> <sha256 hex>" for each of paths that exists:
 // the hex from the stamp file while the file stats as recorded there,
 // else hashed. Hashing the programs (about 200 MB) on every node was most
 // of a re-run's time.
+//
+// The stamp keeps of each file its size, mtime, ctime (in nanoseconds)
+// and inode (stat -c '%s %.9Y %.9Z %i', in sums.sh and stamp.sh alike).
+// Any write to the file or rename over it changes the ctime or the inode,
+// and no one can set a ctime, so a file that still stats the same still
+// holds what lab installed (as git trusts its index).
 func sumScript(stamp string, paths []string) string {
-	return `for f in ` + strings.Join(paths, " ") + `; do
-	[ -f "$f" ] || continue
-	st=$(stat -c ` + statFormat + ` "$f")
-	sum=$(awk -v f="$f" -v st="$st" '$6 == f && ($2 " " $3 " " $4 " " $5) == st {print $1; exit}' ` + shq(stamp) + ` 2>/dev/null)
-	[ -n "$sum" ] || sum=$(sha256sum < "$f" | cut -d' ' -f1)
-	echo "$f $sum"
-done`
+	return script(sumsSh, append([]string{stamp}, paths...)...)
 }
 
 // stampScript writes the stamp file for the programs in bins, whose
 // sha256 are sums (hex): the transport sent them or found them equal by
-// sha256. Written to a temporary file and renamed.
-func stampScript(stamp string, bins []LocalFile, sums []string) string {
-	var b strings.Builder
-	b.WriteString("mkdir -p " + shq(filepath.Dir(stamp)) + " && {\n")
+// sha256. Written to a temporary file and renamed. Before it, the script
+// runs first (a command) and stops with its status should it fail.
+func stampScript(first, stamp string, bins []LocalFile, sums []string) string {
+	args := []string{stamp}
 	for i, f := range bins {
-		fmt.Fprintf(&b, "printf '%%s %%s %%s\\n' %s \"$(stat -c %s %s)\" %s\n", sums[i], statFormat, shq(f.Dst), shq(f.Dst))
+		args = append(args, sums[i], f.Dst)
 	}
-	b.WriteString("} > " + shq(stamp+".tmp") + " && mv -f " + shq(stamp+".tmp") + " " + shq(stamp))
-	return b.String()
+	body := stampSh
+	if first != "" {
+		body = first + " || exit\n" + body
+	}
+	return script(body, args...)
 }
 
 // binarySums are the Set's programs' sha256, hex, in nodeFiles' order.
@@ -222,12 +219,7 @@ func presentImages(ctx context.Context, conn Conn, want []artifacts.Image) (map[
 		refs = append(refs, im.Ref)
 	}
 	// ctr lists manifests; the configuration digest is inside each.
-	cmd := `ctr -n k8s.io images ls 2>/dev/null | awk -v want=` + shq(" "+strings.Join(refs, " ")+" ") + ` 'NR > 1 && index(want, " " $1 " ") {print $1, $3}' |
-while read -r ref digest; do
-	id=$(ctr -n k8s.io content get "$digest" 2>/dev/null | tr -d ' \n' | sed -n 's/.*"config":{[^}]*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p')
-	echo "$ref $id"
-done`
-	out, err := conn.Run(ctx, cmd)
+	out, err := conn.Run(ctx, script(imagesSh, refs...))
 	if err != nil {
 		return nil, err
 	}
@@ -268,11 +260,11 @@ func (c *Cluster) setInstalled(ctx context.Context, node string, s *artifacts.Se
 	var paths []string
 	want := map[string]string{}
 	for i, sum := range binarySums(s) {
-		paths = append(paths, shq(bins[i].Dst))
+		paths = append(paths, bins[i].Dst)
 		want[bins[i].Dst] = sum
 	}
 	for _, u := range units {
-		paths = append(paths, shq(u.Path))
+		paths = append(paths, u.Path)
 		want[u.Path] = sha256Hex(u.Content)
 	}
 	sort.Strings(paths)
@@ -317,11 +309,11 @@ func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set)
 	if err != nil {
 		return err
 	}
-	cmd := "systemctl enable --quiet kubelet && " + stampScript(programStamp, bins, binarySums(s))
+	enable := "systemctl enable --quiet kubelet"
 	if changed > 0 {
-		cmd = "systemctl daemon-reload && " + cmd
+		enable = "systemctl daemon-reload && " + enable
 	}
-	if _, err := conn.Run(ctx, cmd); err != nil {
+	if _, err := conn.Run(ctx, stampScript(enable, programStamp, bins, binarySums(s))); err != nil {
 		return err
 	}
 	missing, err := c.missingImages(ctx, node, conn, s)
@@ -336,13 +328,13 @@ func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set)
 	for i, im := range missing {
 		dst := fmt.Sprintf("%s/%02d.tar", imagesDir, i)
 		tars = append(tars, LocalFile{Src: s.Path(im.Digest), Dst: dst, Mode: 0o600})
-		names = append(names, shq(dst))
+		names = append(names, dst)
 	}
 	if _, err := uploadLocal(ctx, conn, tars); err != nil {
 		return err
 	}
 	// The tarballs go once imported: containerd keeps its own copy.
-	_, err = conn.Run(ctx, "set -e; for t in "+strings.Join(names, " ")+"; do ctr -n k8s.io images import \"$t\" >/dev/null; rm -f \"$t\"; done")
+	_, err = conn.Run(ctx, script(importImagesSh, names...))
 	if err != nil {
 		return fmt.Errorf("importing images: %w", err)
 	}

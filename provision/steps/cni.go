@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -131,6 +132,19 @@ metadata:
 type: kubernetes.io/service-account-token
 `
 
+// rbacCommand is kubectl with args (diff or apply, reading "-") given
+// labNodeRBAC on its standard input, from a here-document: Conn.Run has no
+// input of its own.
+func rbacCommand(args string) string {
+	return kubectl + args + " <<'EOF'\n" + labNodeRBAC + "EOF"
+}
+
+// ciliumScript installs or upgrades Cilium version v with the values lab
+// uploaded, then waits for its agents.
+func ciliumScript(v string) string {
+	return script(ciliumSh, adminConf, v, ciliumDir+"/values.yaml", strconv.Itoa(int((10 * time.Minute).Seconds())))
+}
+
 // labNodeTokenTimeout bounds the wait for kube-controller-manager to fill
 // in the token Secret; it does so within a second once it runs.
 const labNodeTokenTimeout = 2 * time.Minute
@@ -210,7 +224,7 @@ func (c *Cluster) currentLabNodeCred(ctx context.Context) *labNodeCred {
 	}
 	a.checked = true
 	first := c.firstControlPlane()
-	if _, err := c.run(ctx, first, kubectl+"diff -f - >/dev/null 2>&1 <<'EOF'\n"+labNodeRBAC+"EOF"); err != nil {
+	if _, err := c.run(ctx, first, rbacCommand("diff -f - >/dev/null 2>&1")); err != nil {
 		return nil
 	}
 	a.cred, _ = c.learnLabNodeCred(ctx, first)
@@ -235,7 +249,7 @@ func (c *Cluster) ensureLabNodeCred(ctx context.Context) (labNodeCred, error) {
 
 func (c *Cluster) applyLabNodeRBAC(ctx context.Context) (*labNodeCred, error) {
 	first := c.firstControlPlane()
-	if _, err := c.run(ctx, first, kubectl+"apply -f - >/dev/null <<'EOF'\n"+labNodeRBAC+"EOF"); err != nil {
+	if _, err := c.run(ctx, first, rbacCommand("apply -f - >/dev/null")); err != nil {
 		return nil, fmt.Errorf("giving lab-node its ServiceAccount: %w", err)
 	}
 	deadline := time.Now().Add(labNodeTokenTimeout)
@@ -367,7 +381,7 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return false, err
 				}
-				return c.inPlace(ctx, node, files, freshCheck("lab-node", labNodePath, labNodeConf, labNodeUnit))
+				return c.inPlace(ctx, node, files, freshCheck(freshCall("lab-node", labNodePath, labNodeConf, labNodeUnit)))
 			},
 			Run: func(ctx context.Context, node string) error {
 				cred, err := c.ensureLabNodeCred(ctx)
@@ -378,8 +392,7 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return err
 				}
-				_, err = c.install(ctx, node, files, "systemctl daemon-reload && systemctl enable --quiet lab-node && systemctl restart lab-node && "+
-					"for i in $(seq 50); do systemctl is-active --quiet lab-node && exit 0; sleep 0.2; done; journalctl -u lab-node -n 20 --no-pager >&2; exit 1")
+				_, err = c.install(ctx, node, files, startLabNodeSh)
 				return err
 			},
 			Describe: func(string) []string {
@@ -406,7 +419,7 @@ func (c *Cluster) CNI() phase.Phase {
 				if ok, err := c.inPlace(ctx, node, files, ""); err != nil || !ok {
 					return false, err
 				}
-				out, err := c.run(ctx, node, "KUBECONFIG="+adminConf+" helm status cilium -n kube-system -o json 2>/dev/null | grep -o '\"chart_version\":\"[^\"]*\"' || true")
+				out, err := c.run(ctx, node, script(ciliumStatusSh, adminConf))
 				return err == nil && strings.Contains(out, v), nil
 			},
 			Run: func(ctx context.Context, node string) error {
@@ -414,10 +427,7 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return err
 				}
-				cmd := fmt.Sprintf("command -v helm >/dev/null || { echo 'no helm on the node: lab pushes one when it has it' >&2; exit 1; }; "+
-					"KUBECONFIG=%s helm upgrade --install cilium cilium --repo https://helm.cilium.io --version %s -n kube-system -f %s/values.yaml --wait --timeout 10m && "+
-					kubectl+"-n kube-system rollout status ds/cilium --timeout %ds", adminConf, v, ciliumDir, int((10 * time.Minute).Seconds()))
-				_, err = c.install(ctx, node, files, cmd)
+				_, err = c.install(ctx, node, files, ciliumScript(v))
 				return err
 			},
 			Describe: func(string) []string {

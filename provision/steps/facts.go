@@ -31,23 +31,8 @@ type Facts struct {
 	Systemd bool
 }
 
-// factsScript prints one key=value per line; it only reads.
-const factsScript = `. /etc/os-release 2>/dev/null
-echo "os=${ID:-unknown}"
-echo "osversion=${VERSION_ID:-}"
-echo "arch=$(uname -m)"
-echo "kernel=$(uname -r)"
-echo "hostname=$(hostname)"
-echo "container=$(cat /run/systemd/container 2>/dev/null)"
-echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
-ip -4 -o addr show 2>/dev/null | awk '{print "addr=" $2 " " $4}'
-awk 'NR > 1 {print "swap=" $1}' /proc/swaps 2>/dev/null
-for b in kubeadm kubelet kubectl containerd runc haproxy keepalived crictl helm lab-node; do
-	echo "bin=$b $(command -v $b 2>/dev/null)"
-done
-`
-
-// parseFacts reads factsScript's output and finds the interface that holds
+// parseFacts reads the output of factsScript (facts.sh: one key=value
+// a line; it only reads) and finds the interface that holds
 // nodeIP. A node without that address is an error that lists what it has.
 func parseFacts(out string, nodeIP netip.Addr) (*Facts, error) {
 	f := &Facts{Addrs: map[string][]netip.Prefix{}, Binaries: map[string]string{}}

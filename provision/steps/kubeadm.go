@@ -84,25 +84,7 @@ func minorOf(v string) string {
 // kubernetesScript installs kubeadm, kubelet and kubectl at the lab's
 // version from the Kubernetes project's package repository and holds them.
 func kubernetesScript(version string) string {
-	minor, deb := minorOf(version), debVersion(version)
-	return fmt.Sprintf(`set -eu
-export DEBIAN_FRONTEND=noninteractive
-. /etc/os-release
-case "$ID" in debian|ubuntu) ;; *) echo "lab installs Kubernetes packages on Debian and Ubuntu only, not $ID" >&2; exit 1;; esac
-mkdir -p /etc/apt/keyrings
-key=/etc/apt/keyrings/kubernetes-%[1]s.gpg
-if [ ! -s "$key" ]; then
-	command -v gpg >/dev/null || apt-get install -y -qq gpg >/dev/null
-	curl -fsSL https://pkgs.k8s.io/core:/stable:/%[1]s/deb/Release.key | gpg --dearmor -o "$key.tmp"
-	mv "$key.tmp" "$key"
-fi
-echo "deb [signed-by=$key] https://pkgs.k8s.io/core:/stable:/%[1]s/deb/ /" > /etc/apt/sources.list.d/kubernetes.list.tmp
-mv /etc/apt/sources.list.d/kubernetes.list.tmp /etc/apt/sources.list.d/kubernetes.list
-apt-get update -qq
-apt-get install -y -qq --allow-change-held-packages kubelet=%[2]s kubeadm=%[2]s kubectl=%[2]s >/dev/null
-apt-mark hold kubelet kubeadm kubectl >/dev/null
-systemctl enable --quiet kubelet
-`, minor, deb)
+	return script(kubernetesSh, minorOf(version), debVersion(version))
 }
 
 // Kubernetes installs kubeadm, kubelet and kubectl at the lab's version
@@ -120,7 +102,7 @@ func (c *Cluster) Kubernetes() phase.Phase {
 		Title: "kubeadm, kubelet, kubectl " + v,
 		Nodes: c.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
-			out, err := c.run(ctx, node, "kubeadm version -o short 2>/dev/null; kubelet --version 2>/dev/null; kubectl version --client -o yaml 2>/dev/null | awk '/gitVersion/ {print $2}'")
+			out, err := c.run(ctx, node, versionsSh)
 			if err != nil {
 				return false, nil
 			}
@@ -187,7 +169,7 @@ func (c *Cluster) Init() phase.Phase {
 			// A half-finished init (killed lab up) leaves manifests that
 			// make the next init fail its preflight: start over.
 			if _, err := c.install(ctx, node, files,
-				"if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then kubeadm reset -f >/dev/null 2>&1; fi; true",
+				script(kubeadmResetStaleSh, "/etc/kubernetes/manifests/kube-apiserver.yaml"),
 				"kubeadm "+strings.Join(kubeadm.InitArgs(c.Lab), " ")); err != nil {
 				return err
 			}
@@ -249,8 +231,7 @@ func (c *Cluster) prepareJoin(ctx context.Context) error {
 		// masks it in every log line and error.
 		c.maskSecrets(ctx, first, s.BootstrapToken, s.CertificateKey)
 		tokenID, _, _ := strings.Cut(s.BootstrapToken, ".")
-		cmd := fmt.Sprintf("kubeadm token list -o jsonpath='{.token}{\"\\n\"}' 2>/dev/null | grep -q '^%s\\.' || kubeadm token create %s --ttl %s >/dev/null",
-			tokenID, shq(s.BootstrapToken), kubeadm.TokenTTL)
+		cmd := script(tokenSh, tokenID, s.BootstrapToken, kubeadm.TokenTTL.String())
 		if _, err := conn.Run(ctx, cmd); err != nil {
 			c.join.err = fmt.Errorf("%s: renewing the bootstrap token: %w", first, err)
 			return
@@ -293,7 +274,7 @@ func (c *Cluster) joinPhase(name, title string, order phase.Order, nodes func() 
 				return err
 			}
 			_, err = c.install(ctx, node, files,
-				"if [ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/manifests/etcd.yaml ]; then kubeadm reset -f >/dev/null 2>&1; fi; true",
+				script(kubeadmResetStaleSh, "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/etcd.yaml"),
 				"kubeadm "+strings.Join(kubeadm.JoinArgs(), " "))
 			return err
 		},

@@ -34,7 +34,7 @@ func (c *Cluster) LoadBalancer() phase.Phase {
 			if err != nil {
 				return false, err
 			}
-			return c.inPlace(ctx, node, files, freshCheck("haproxy", templates.HAProxyConfigPath)+" && "+freshCheck("keepalived", templates.KeepalivedConfigPath))
+			return c.inPlace(ctx, node, files, freshCheck(freshCall("haproxy", templates.HAProxyConfigPath), freshCall("keepalived", templates.KeepalivedConfigPath)))
 		},
 		Run: func(ctx context.Context, node string) error {
 			files, err := c.lbFiles(node)
@@ -72,33 +72,14 @@ func (c *Cluster) LoadBalancer() phase.Phase {
 func installLBScript() string {
 	hc, kc := templates.HAProxyConfigPath, templates.KeepalivedConfigPath
 	hs, ks := path.Join(stagingDir, path.Base(hc)), path.Join(stagingDir, path.Base(kc))
-	return fmt.Sprintf(`set -eu
-out=$(haproxy -c -f %[1]s 2>&1) || { echo "haproxy -c rejects the rendered config:"; echo "$out"; exit 1; } >&2
-out=$(keepalived -t -f %[2]s 2>&1) || { echo "keepalived -t rejects the rendered config (exit $?):"; echo "$out"; exit 1; } >&2
-install_if_changed() {
-	if cmp -s "$1" "$2"; then echo same; return; fi
-	mkdir -p "$(dirname "$2")"
-	cp "$1" "$2.lab-new" && chmod 0644 "$2.lab-new" && sync "$2.lab-new" && mv "$2.lab-new" "$2"
-	echo changed
-}
-h=$(install_if_changed %[1]s %[3]s)
-k=$(install_if_changed %[2]s %[4]s)
-for p in /run/keepalived.pid /run/vrrp.pid; do
-	if [ -f $p ] && ! kill -0 "$(cat $p)" 2>/dev/null; then rm -f $p; fi
-done
-systemctl enable --quiet haproxy keepalived
-if [ "$h" = changed ] || ! %[5]s; then systemctl restart haproxy; fi
-if [ "$k" = changed ] || ! %[6]s; then systemctl restart keepalived; fi
-systemctl is-active --quiet haproxy || { systemctl status --no-pager haproxy >&2; exit 1; }
-systemctl is-active --quiet keepalived || { systemctl status --no-pager keepalived >&2; exit 1; }
-`, hs, ks, hc, kc, freshCheck("haproxy", hc), freshCheck("keepalived", kc))
+	return script(freshSh+installLBSh, hs, ks, hc, kc)
 }
 
 // VIPHolders asks every load-balancer node whether it holds the VIP.
 func (c *Cluster) VIPHolders(ctx context.Context) (holders []string, err error) {
 	vip := c.Lab.ControlPlane.VIP
 	for _, n := range c.Lab.LoadBalancers() {
-		out, rerr := c.run(ctx, n.Name, "ip -4 -o addr show | awk '{print $4}'")
+		out, rerr := c.run(ctx, n.Name, ipv4AddrsSh)
 		if rerr != nil {
 			err = rerr
 			continue

@@ -52,7 +52,7 @@ func missingPrograms(ctx context.Context, conn Conn, want map[string]string) ([]
 	for p := range want {
 		progs = append(progs, p)
 	}
-	out, err := conn.Run(ctx, "for p in "+strings.Join(sorted(progs), " ")+"; do command -v $p >/dev/null 2>&1 || echo $p; done")
+	out, err := conn.Run(ctx, script(missingSh, sorted(progs)...))
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (c *Cluster) Packages() phase.Phase {
 			if len(files) == 0 {
 				return true, nil
 			}
-			return c.inPlace(ctx, node, files, freshCheck("containerd", templates.ContainerdConfigPath))
+			return c.inPlace(ctx, node, files, freshCheck(freshCall("containerd", templates.ContainerdConfigPath)))
 		},
 		Run: func(ctx context.Context, node string) error {
 			conn, err := c.Conn(ctx, node)
@@ -117,7 +117,7 @@ func (c *Cluster) Packages() phase.Phase {
 						strings.Join(missing, ", "), f.OS, f.OSVersion)
 				}
 				c.info("packages", node, "installing %s", strings.Join(sorted(pkgs), " "))
-				if _, err := conn.Run(ctx, "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends "+strings.Join(sorted(pkgs), " ")); err != nil {
+				if _, err := conn.Run(ctx, script(aptInstallSh, sorted(pkgs)...)); err != nil {
 					return fmt.Errorf("installing %s: %w", strings.Join(sorted(pkgs), " "), err)
 				}
 			}
@@ -129,13 +129,7 @@ func (c *Cluster) Packages() phase.Phase {
 			if err != nil {
 				return err
 			}
-			cmd := "systemctl enable --now containerd"
-			if changed > 0 {
-				cmd += " && systemctl restart containerd"
-			} else {
-				cmd += " && { " + freshCheck("containerd", templates.ContainerdConfigPath) + " || systemctl restart containerd; }"
-			}
-			_, err = conn.Run(ctx, cmd)
+			_, err = conn.Run(ctx, restartContainerdScript(changed > 0))
 			return err
 		},
 		Describe: func(node string) []string {
@@ -153,6 +147,16 @@ func (c *Cluster) Packages() phase.Phase {
 			return out
 		},
 	}
+}
+
+// restartContainerdScript enables and starts containerd, and restarts it
+// when its config changed or it runs an older one.
+func restartContainerdScript(changed bool) string {
+	arg := "same"
+	if changed {
+		arg = "changed"
+	}
+	return script(freshSh+restartContainerdSh, arg, templates.ContainerdConfigPath)
 }
 
 func sorted(s []string) []string {

@@ -96,37 +96,19 @@ func pick(files []templates.File, paths ...string) []templates.File {
 }
 
 // prepareScript sets the hostname, writes lab's block into /etc/hosts, turns
-// swap off for good, applies lab's sysctls and loads its modules. Every
-// step checks before it changes, so a second run changes nothing.
+// swap off for good (swapoff only when the facts saw swap), applies lab's
+// sysctls and loads its modules. Every step checks before it changes, so a
+// second run changes nothing.
 // /etc/hosts is rewritten through a temporary file; Docker bind-mounts it,
 // so there it is copied over in place instead of renamed.
 func prepareScript(l *labfile.Lab, node string, f *Facts) string {
-	block := hostsBlock(l)
-	begin := fmt.Sprintf("# BEGIN lab %s", l.Metadata.Name)
-	end := fmt.Sprintf("# END lab %s", l.Metadata.Name)
-	var s strings.Builder
-	s.WriteString("set -eu\n")
-	fmt.Fprintf(&s, "if [ \"$(hostname)\" != %s ]; then\n", shq(node))
-	fmt.Fprintf(&s, "  if command -v hostnamectl >/dev/null && hostnamectl set-hostname %s 2>/dev/null; then :; else hostname %s; echo %s > /etc/hostname; fi\n", shq(node), shq(node), shq(node))
-	s.WriteString("fi\n")
-	fmt.Fprintf(&s, "want=$(printf '%%s' %s)\n", shq(block))
-	fmt.Fprintf(&s, "have=$(sed -n '/^%s$/,/^%s$/p' /etc/hosts)\n", sedq(begin), sedq(end))
-	s.WriteString("if [ \"$have\" != \"$want\" ]; then\n")
-	fmt.Fprintf(&s, "  tmp=$(mktemp /etc/.hosts.lab.XXXXXX)\n")
-	fmt.Fprintf(&s, "  { sed '/^%s$/,/^%s$/d' /etc/hosts; printf '%%s\\n' \"$want\"; } > \"$tmp\"\n", sedq(begin), sedq(end))
-	s.WriteString("  chmod 644 \"$tmp\"\n")
-	s.WriteString("  if mv \"$tmp\" /etc/hosts 2>/dev/null; then :; else cat \"$tmp\" > /etc/hosts; rm -f \"$tmp\"; fi\n")
-	s.WriteString("fi\n")
+	swap := "off"
 	if len(f.Swap) > 0 {
-		s.WriteString("swapoff -a\n")
+		swap = "on"
 	}
-	s.WriteString("if grep -Eq '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab 2>/dev/null; then sed -i.lab-bak -E 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# \\1/' /etc/fstab; fi\n")
-	s.WriteString("for m in $(grep -Ev '^(#|$)' " + templates.ModulesPath + "); do\n")
-	s.WriteString("  [ -d /sys/module/$m ] || modprobe $m 2>/dev/null || echo \"lab: kernel module $m is not loaded and cannot be loaded here\" >&2\n")
-	s.WriteString("done\n")
-	s.WriteString("sysctl -e -q -p " + templates.SysctlPath + " || true\n")
-	s.WriteString("[ \"$(cat /proc/sys/net/ipv4/ip_forward)\" = 1 ] || { echo 'lab: net.ipv4.ip_forward is still 0' >&2; exit 1; }\n")
-	return s.String()
+	return script(prepareSh, node, hostsBlock(l),
+		sedRegex("# BEGIN lab "+l.Metadata.Name), sedRegex("# END lab "+l.Metadata.Name),
+		swap, templates.ModulesPath, templates.SysctlPath)
 }
 
 // PrepareOS sets hostname, /etc/hosts, swap, sysctls and kernel modules.
@@ -171,8 +153,7 @@ func (c *Cluster) PrepareOS() phase.Phase {
 
 func (c *Cluster) hostsCurrent(ctx context.Context, node string) bool {
 	l := c.Lab
-	out, err := c.run(ctx, node, fmt.Sprintf("sed -n '/^%s$/,/^%s$/p' /etc/hosts",
-		sedq("# BEGIN lab "+l.Metadata.Name), sedq("# END lab "+l.Metadata.Name)))
+	out, err := c.run(ctx, node, "sed -n "+shq("/^"+sedRegex("# BEGIN lab "+l.Metadata.Name)+"$/,/^"+sedRegex("# END lab "+l.Metadata.Name)+"$/p")+" /etc/hosts")
 	return err == nil && out == hostsBlock(l)
 }
 
@@ -185,11 +166,11 @@ func (c *Cluster) filesMatch(ctx context.Context, node string, files []templates
 	var paths []string
 	want := map[string]string{}
 	for _, f := range files {
-		paths = append(paths, shq(f.Path))
+		paths = append(paths, f.Path)
 		want[f.Path] = fmt.Sprintf("%s %o", sha256Hex(f.Content), f.Mode.Perm())
 	}
 	sort.Strings(paths)
-	out, err := c.run(ctx, node, "for f in "+strings.Join(paths, " ")+"; do [ -f \"$f\" ] && echo \"$f $(sha256sum < \"$f\" | cut -d' ' -f1) $(stat -c %a \"$f\")\"; done; true")
+	out, err := c.run(ctx, node, script(fileSumsSh, paths...))
 	if err != nil {
 		return false, err
 	}

@@ -2,17 +2,78 @@ package steps
 
 import (
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
-	"fmt"
 	"strings"
 )
+
+// The scripts lab runs on nodes live beside this file as .sh files, so
+// that the tests can hand each one to sh -n and shellcheck as it is. They
+// are POSIX sh (dash on Debian) and take their parameters as positional
+// arguments (see script), never as text formatted into them.
+var (
+	//go:embed apt_install.sh
+	aptInstallSh string
+	//go:embed audit.sh
+	auditSh string
+	//go:embed cilium.sh
+	ciliumSh string
+	//go:embed cilium_status.sh
+	ciliumStatusSh string
+	//go:embed facts.sh
+	factsScript string
+	//go:embed file_sums.sh
+	fileSumsSh string
+	//go:embed fresh.sh
+	freshSh string
+	//go:embed images.sh
+	imagesSh string
+	//go:embed import_images.sh
+	importImagesSh string
+	//go:embed install_lb.sh
+	installLBSh string
+	//go:embed ipv4_addrs.sh
+	ipv4AddrsSh string
+	//go:embed kubeadm_reset_stale.sh
+	kubeadmResetStaleSh string
+	//go:embed kubernetes.sh
+	kubernetesSh string
+	//go:embed missing.sh
+	missingSh string
+	//go:embed prepare.sh
+	prepareSh string
+	//go:embed reset.sh
+	resetSh string
+	//go:embed restart_containerd.sh
+	restartContainerdSh string
+	//go:embed start_lab_node.sh
+	startLabNodeSh string
+	//go:embed stamp.sh
+	stampSh string
+	//go:embed sums.sh
+	sumsSh string
+	//go:embed token.sh
+	tokenSh string
+	//go:embed versions.sh
+	versionsSh string
+)
+
+// script is the command that runs body, one of the embedded scripts, with
+// args as its positional parameters: a `set --` line with each argument
+// quoted goes ahead of the script's text, which stays as the file has it.
+func script(body string, args ...string) string {
+	if len(args) == 0 {
+		return body
+	}
+	return "set -- " + strings.Join(quoteAll(args), " ") + "\n" + body
+}
 
 // shq quotes s for a POSIX shell.
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// sedq escapes s for use inside a sed /regex/ between single quotes.
-func sedq(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `/`, `\/`, `.`, `\.`, `*`, `\*`, `[`, `\[`, `]`, `\]`, `^`, `\^`, `$`, `\$`, `'`, `'\''`)
+// sedRegex escapes s for use as a literal in a sed /regex/.
+func sedRegex(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `/`, `\/`, `.`, `\.`, `*`, `\*`, `[`, `\[`, `]`, `\]`, `^`, `\^`, `$`, `\$`)
 	return r.Replace(s)
 }
 
@@ -21,13 +82,19 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// freshCheck is a shell command that succeeds when unit is active and was
-// started no earlier than each file was last written: the service runs the
-// configuration on disk. A lab up killed between installing a file and
-// restarting its service leaves the file in place and the service stale;
-// this is how the next run notices. (Timestamps have one-second
-// resolution.)
-func freshCheck(unit string, files ...string) string {
-	return fmt.Sprintf(`(systemctl is-active --quiet %[1]s && t=$(systemctl show -p ActiveEnterTimestamp --value %[1]s) && [ -n "$t" ] && s=$(date -d "$t" +%%s) && for f in %[2]s; do [ "$(stat -c %%Y "$f")" -le "$s" ] || exit 1; done)`,
-		shq(unit), strings.Join(quoteAll(files), " "))
+// freshCall is the command that calls fresh (fresh.sh) for unit and files:
+// it succeeds when unit is active and was started no earlier than each
+// file was last written, that is, the service runs the configuration on
+// disk. A lab up killed between installing a file and restarting its
+// service leaves the file in place and the service stale; this is how the
+// next run notices. (Timestamps have one-second resolution.) A script that
+// uses it starts with freshSh.
+func freshCall(unit string, files ...string) string {
+	return "fresh " + strings.Join(quoteAll(append([]string{unit}, files...)), " ")
+}
+
+// freshCheck is a command that succeeds when every one of calls (each a
+// freshCall) does.
+func freshCheck(calls ...string) string {
+	return freshSh + strings.Join(calls, " && ")
 }

@@ -11,6 +11,7 @@ package docker
 import (
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -444,16 +445,15 @@ func (p *Provider) waitSSHD(ctx context.Context, lab *labfile.Lab, n *labfile.No
 	}
 }
 
+// authorizeScript adds its second argument, a public key, to the
+// authorized_keys of the user its first names.
+//
+//go:embed authorize.sh
+var authorizeScript string
+
 // authorize adds the lab's public key to user's authorized_keys on a node.
 func (p *Provider) authorize(ctx context.Context, container, user, pub string) error {
-	const script = `set -e
-home=$(getent passwd "$1" | cut -d: -f6)
-[ -n "$home" ] || { echo "no user $1 on this node" >&2; exit 1; }
-install -d -m 0700 -o "$1" "$home/.ssh"
-f="$home/.ssh/authorized_keys"
-touch "$f"; chmod 0600 "$f"; chown "$1" "$f"
-grep -qxF -e "$2" "$f" || printf '%s\n' "$2" >>"$f"`
-	if _, err := p.cli.Run(ctx, "exec", container, "sh", "-c", script, "sh", user, pub); err != nil {
+	if _, err := p.cli.Run(ctx, "exec", container, "sh", "-c", authorizeScript, "sh", user, pub); err != nil {
 		return fmt.Errorf("%s: authorise lab key for %s: %w", container, user, err)
 	}
 	return nil

@@ -21,9 +21,11 @@ fail() {
 
 # connect HOST PORT succeeds when something accepts TCP connections there.
 connect() {
+    # shellcheck disable=SC2016 # $0 and $1 are the inner bash's own arguments, for it to expand
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
 }
 
+# shellcheck disable=SC2016 # as in connect: the inner bash expands $0 and $1
 status=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" &&
     printf "GET /healthz HTTP/1.0\r\n\r\n" >&3 && head -n 1 <&3' 127.0.0.1 8404 2>/dev/null)
 case $status in

@@ -1,0 +1,1 @@
+ip -4 -o addr show | awk '{print $4}'
