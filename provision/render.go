@@ -8,35 +8,28 @@ import (
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/templates"
-	"github.com/labctl/lab/templates/kubeadm"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
-// NodeFiles is every file node n receives from lab: OS, runtime and
-// load-balancer files, and its kubeadm configuration. Secrets are the real
-// ones at `up` time and kubeadm.Placeholders() for `lab render`.
-func NodeFiles(l *labfile.Lab, n *labfile.Node, f templates.Facts, s kubeadm.Secrets) ([]templates.File, error) {
-	files, err := templates.NodeFiles(l, n, f)
-	if err != nil {
-		return nil, err
-	}
-	kf, err := kubeadm.Files(l, n, s)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.Name, err)
-	}
-	for _, k := range kf {
-		files = append(files, templates.File{Path: k.Path, Mode: k.Mode, Content: k.Content})
-	}
-	return files, nil
-}
-
-// RenderedNode is one node's files, as `lab render` shows them.
+// RenderedNode is one node's files, as `lab render` shows them: grouped by
+// the phase of `lab up` that installs them.
 type RenderedNode struct {
-	Node  string
-	Files []templates.File
+	Node   string
+	Groups []nodefiles.Group
 }
 
-// Render renders every node of l (or only those named) with the provider's
-// default facts and placeholder secrets.
+// Files counts the node's files.
+func (r RenderedNode) Files() int {
+	n := 0
+	for _, g := range r.Groups {
+		n += len(g.Files)
+	}
+	return n
+}
+
+// Render renders every node of l (or only those named) as `lab up` would,
+// with the facts its provider implies and placeholders for the credentials
+// only `lab up` learns.
 func Render(l *labfile.Lab, only []string) ([]RenderedNode, error) {
 	want := map[string]bool{}
 	for _, n := range only {
@@ -51,30 +44,39 @@ func Render(l *labfile.Lab, only []string) ([]RenderedNode, error) {
 		if len(want) > 0 && !want[n.Name] {
 			continue
 		}
-		files, err := NodeFiles(l, n, templates.DefaultFacts(l, n), kubeadm.Placeholders())
+		groups, err := nodefiles.For(l, n, nodefiles.Placeholders(defaultFacts(l)))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, RenderedNode{Node: n.Name, Files: files})
+		out = append(out, RenderedNode{Node: n.Name, Groups: groups})
 	}
 	return out, nil
 }
 
-// WriteRendered writes each node's files under dir/<node>/<path>. Files are
-// written 0644 or 0600 as on the node (group and world bits dropped for
-// anything that holds secrets).
+// defaultFacts are what lab assumes of l's nodes before it has seen them.
+func defaultFacts(l *labfile.Lab) templates.Facts {
+	if l.Provider.Type == labfile.ProviderVagrant {
+		return templates.Facts{Interface: "eth1"}
+	}
+	return templates.Facts{Interface: "eth0", Container: l.Provider.Type == labfile.ProviderDocker}
+}
+
+// WriteRendered writes each node's files under dir/<node>/<path>, with the
+// modes they have on the node.
 func WriteRendered(dir string, nodes []RenderedNode) error {
 	for _, rn := range nodes {
-		for _, f := range rn.Files {
-			p := filepath.Join(dir, rn.Node, filepath.FromSlash(strings.TrimPrefix(f.Path, "/")))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(p, f.Content, f.Mode.Perm()); err != nil {
-				return err
-			}
-			if err := os.Chmod(p, f.Mode.Perm()); err != nil {
-				return err
+		for _, g := range rn.Groups {
+			for _, f := range g.Files {
+				p := filepath.Join(dir, rn.Node, filepath.FromSlash(strings.TrimPrefix(f.Path, "/")))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					return err
+				}
+				if err := os.WriteFile(p, f.Content, f.Mode.Perm()); err != nil {
+					return err
+				}
+				if err := os.Chmod(p, f.Mode.Perm()); err != nil {
+					return err
+				}
 			}
 		}
 	}

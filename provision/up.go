@@ -43,6 +43,7 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 	defer s.close()
 	c := steps.NewCluster(l, s.dir, s, s.rep)
 	c.Artifacts = o.artifacts()
+	c.Containers = defaultFacts(l).Container
 	nodes := nodesPhase(l, s)
 	eng := &phase.Engine{
 		Report: s.rep,

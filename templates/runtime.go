@@ -31,7 +31,7 @@ type crictlData struct {
 
 // runtimeFiles renders the container runtime's files for a node that joins
 // the cluster.
-func runtimeFiles(l *labfile.Lab, h string) ([]File, error) {
+func runtimeFiles(l *labfile.Lab, f Facts, h string) ([]File, error) {
 	k := l.Kubernetes
 	sock, ok := strings.CutPrefix(k.CRISocket, "unix://")
 	if !ok || !strings.HasPrefix(sock, "/") {
@@ -55,7 +55,7 @@ func runtimeFiles(l *labfile.Lab, h string) ([]File, error) {
 			Header:       h,
 			Socket:       sock,
 			SandboxImage: repo + "/pause:" + pause,
-			Container:    l.Provider.Type == labfile.ProviderDocker,
+			Container:    f.Container,
 		}},
 		{CrictlConfigPath, 0o644, crictlData{Header: h, Endpoint: "unix://" + sock}},
 	} {

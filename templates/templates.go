@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"text/template"
 
 	"github.com/labctl/lab/provision/labfile"
@@ -27,25 +26,25 @@ type File struct {
 }
 
 // Facts are what lab must know about a node that the lab file does not say.
-// DefaultFacts guesses them from the provider; `lab up` detects the real
-// values on the node before rendering.
+// Before lab has seen a node they come from its provider's traits; `lab up`
+// detects the interface on the node before rendering.
 type Facts struct {
 	// Interface is the network interface that carries the node network:
-	// Keepalived sends its adverts and adds the VIP there.
+	// Keepalived sends its adverts and adds the VIP there, and Cilium's
+	// devices include it.
 	Interface string
+	// Container is true for container nodes: they lack CAP_SYS_RESOURCE,
+	// AppArmor is the host's business and the connection-tracking table
+	// is the host's.
+	Container bool
 }
 
-// DefaultFacts is the best guess before lab has seen the node: containers
-// get their first network on eth0; a VirtualBox VM's first NIC is the NAT
-// one (10.0.2.15), so the host-only lab network is the second, eth1; a
-// static host is assumed to have one NIC, eth0.
-func DefaultFacts(l *labfile.Lab, n *labfile.Node) Facts {
-	switch l.Provider.Type {
-	case labfile.ProviderVagrant:
-		return Facts{Interface: "eth1"}
-	default:
-		return Facts{Interface: "eth0"}
+// Check reports facts that cannot go into a rendered file.
+func (f Facts) Check() error {
+	if !ifaceName.MatchString(f.Interface) {
+		return fmt.Errorf("%q is not a network interface name", f.Interface)
 	}
+	return nil
 }
 
 // Paths of the files lab writes.
@@ -73,40 +72,42 @@ var parsed = template.Must(template.New("").Option("missingkey=error").ParseFS(e
 // every file that names it.
 var ifaceName = regexp.MustCompile(`^[A-Za-z0-9_.@:-]{1,15}$`)
 
-// NodeFiles returns every file node n receives, sorted by path. The same
-// lab, node and facts always give the same bytes.
-func NodeFiles(l *labfile.Lab, n *labfile.Node, f Facts) ([]File, error) {
-	if !ifaceName.MatchString(f.Interface) {
-		return nil, fmt.Errorf("%s: %q is not a network interface name", n.Name, f.Interface)
-	}
-	if !l.NodeIP(n).IsValid() {
-		return nil, fmt.Errorf("%s: no address on the node network %q", n.Name, l.Kubernetes.NodeNetwork)
-	}
+// OSFiles are the sysctl and kernel-module files every node receives.
+func OSFiles(l *labfile.Lab, n *labfile.Node) ([]File, error) {
 	h := header(l, n)
 	var files []File
 	for _, path := range []string{SysctlPath, ModulesPath} {
 		f, err := render(path, 0o644, h)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n.Name, err)
+			return nil, err
 		}
 		files = append(files, f)
 	}
-	if isLoadBalancer(l, n) {
-		lb, err := loadBalancerFiles(l, n, f, h)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n.Name, err)
-		}
-		files = append(files, lb...)
-	}
-	if n.HasRole(labfile.RoleControlPlane) || n.HasRole(labfile.RoleWorker) {
-		rt, err := runtimeFiles(l, h)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n.Name, err)
-		}
-		files = append(files, rt...)
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files, nil
+}
+
+// LoadBalancerFiles are HAProxy's and Keepalived's files on a node that may
+// hold the VIP, and nothing on any other node.
+func LoadBalancerFiles(l *labfile.Lab, n *labfile.Node, f Facts) ([]File, error) {
+	if !IsLoadBalancer(l, n) {
+		return nil, nil
+	}
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	if !l.NodeIP(n).IsValid() {
+		return nil, fmt.Errorf("no address on the node network %q", l.Kubernetes.NodeNetwork)
+	}
+	return loadBalancerFiles(l, n, f, header(l, n))
+}
+
+// RuntimeFiles are containerd's and crictl's configuration on a node of the
+// Kubernetes cluster, and nothing on any other node.
+func RuntimeFiles(l *labfile.Lab, n *labfile.Node, f Facts) ([]File, error) {
+	if !n.HasRole(labfile.RoleControlPlane) && !n.HasRole(labfile.RoleWorker) {
+		return nil, nil
+	}
+	return runtimeFiles(l, f, header(l, n))
 }
 
 // header is the comment every rendered file starts with. It names the node
@@ -117,7 +118,9 @@ func header(l *labfile.Lab, n *labfile.Node) string {
 		n.Name, l.Metadata.Name)
 }
 
-func isLoadBalancer(l *labfile.Lab, n *labfile.Node) bool {
+// IsLoadBalancer reports whether n is one of the lab's load-balancer nodes
+// (dedicated ones, or the control planes in vip mode without them).
+func IsLoadBalancer(l *labfile.Lab, n *labfile.Node) bool {
 	for _, lb := range l.LoadBalancers() {
 		if lb.Name == n.Name {
 			return true

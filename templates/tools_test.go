@@ -203,7 +203,7 @@ func TestKeepalivedConfigsPassKeepalived(t *testing.T) {
 			t.Run(name+"/"+n.Name, func(t *testing.T) {
 				files := renderNode(t, l, n)
 				dir := writeFiles(t, filepath.Join(t.TempDir(), "etc"), pick(t, files, KeepalivedConfigPath, CheckScriptPath)...)
-				ns := nsWithInterface(t, fmt.Sprint(i), DefaultFacts(l, n).Interface)
+				ns := nsWithInterface(t, fmt.Sprint(i), testFacts(l).Interface)
 				if err := keepalivedCheck(ns, dir); err != nil {
 					t.Fatal(err)
 				}
@@ -225,7 +225,7 @@ func TestKeepalivedJudgeRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := l.LoadBalancers()[0]
-	iface := DefaultFacts(l, n).Interface
+	iface := testFacts(l).Interface
 	files := pick(t, renderNode(t, l, n), KeepalivedConfigPath, CheckScriptPath)
 	ns := nsWithInterface(t, "0", iface)
 

@@ -139,19 +139,10 @@ func TestSandboxImage(t *testing.T) {
 	}
 }
 
-func TestDefaultFacts(t *testing.T) {
-	for provider, want := range map[string]string{"docker": "eth0", "vagrant": "eth1", "static": "eth0"} {
-		l := variantLab(t, provider, "mode: vip, vip: 10.5.0.10", "", 3)
-		if got := DefaultFacts(l, l.Node("cp1")).Interface; got != want {
-			t.Errorf("%s: interface %s, want %s", provider, got, want)
-		}
-	}
-}
-
 func TestBadInterfaceRejected(t *testing.T) {
 	l := variantLab(t, "docker", "mode: vip, vip: 10.5.0.10", "", 3)
 	for _, iface := range []string{"", "eth0 dev lo", "averyverylongname0", `eth0"`} {
-		if _, err := NodeFiles(l, l.Node("cp1"), Facts{Interface: iface}); err == nil {
+		if _, err := LoadBalancerFiles(l, l.Node("cp1"), Facts{Interface: iface}); err == nil {
 			t.Errorf("interface %q accepted", iface)
 		}
 	}
@@ -171,7 +162,7 @@ func TestKeepalivedVariantsPassKeepalived(t *testing.T) {
 	} {
 		n := l.Node("cp1")
 		dir := writeFiles(t, filepath.Join(t.TempDir(), "etc"), pick(t, renderNode(t, l, n), KeepalivedConfigPath, CheckScriptPath)...)
-		ns := nsWithInterface(t, fmt.Sprint(i), DefaultFacts(l, n).Interface)
+		ns := nsWithInterface(t, fmt.Sprint(i), testFacts(l).Interface)
 		if err := keepalivedCheck(ns, dir); err != nil {
 			t.Errorf("variant %d: %v", i, err)
 		}

@@ -171,7 +171,7 @@ func TestVIPFailover(t *testing.T) {
 	var nodes []vipNode
 	var daemons []*daemon
 	for i, n := range l.LoadBalancers() {
-		node := vipNode{name: n.Name, ns: newNetns(t, fmt.Sprint(i)), iface: DefaultFacts(l, n).Interface}
+		node := vipNode{name: n.Name, ns: newNetns(t, fmt.Sprint(i)), iface: testFacts(l).Interface}
 		ip := l.NodeIP(n).String()
 		peer := fmt.Sprintf("port%d", i)
 		mustRun(t, "ip", "-n", node.ns, "link", "add", node.iface, "type", "veth", "peer", "name", peer, "netns", br)
@@ -255,7 +255,7 @@ func TestCheckScriptJudgesTheLoadBalancerPath(t *testing.T) {
 	n := l.Node("cp1")
 	files := renderNode(t, l, n)
 	dir := writeFiles(t, filepath.Join(t.TempDir(), "node"), pick(t, files, HAProxyConfigPath, CheckScriptPath)...)
-	ns := nsWithInterface(t, "0", DefaultFacts(l, n).Interface)
+	ns := nsWithInterface(t, "0", testFacts(l).Interface)
 	ip := l.NodeIP(n).String()
 	mustRun(t, "ip", "-n", ns, "addr", "add", ip+"/24", "dev", "eth0")
 

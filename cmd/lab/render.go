@@ -16,11 +16,16 @@ func newRenderCommand(s *settings) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "render [FILE]",
 		Short: "Show the exact files each node would receive",
-		Long: `render builds every file lab would write on each node: haproxy.cfg,
-keepalived.conf and its check script, containerd and crictl configs, sysctl and
-module files, and the kubeadm configurations (checked by kubeadm's own
-validation). Bootstrap tokens and certificate keys are generated at 'lab up'
-time; render shows placeholders. With --out DIR each node gets a folder.`,
+		Long: `render builds every file lab up writes on each node, grouped by the phase
+that installs it: sysctl, module and /etc/hosts files (os), containerd and
+crictl configs (packages), haproxy.cfg, keepalived.conf and its check script
+(loadbalancer), the kubelet's units (kubernetes), the kubeadm configurations,
+checked by kubeadm's own validation (init, join-control-plane, join-worker),
+and the pod network's files (cni). Credentials only 'lab up' learns (the
+bootstrap token, the certificate key, the CA hash, lab-node's token) are shown
+as placeholders marked PLACEHOLDER or made of zeros. Programs (kubeadm,
+kubelet, lab-node, helm) are not shown. With --out DIR each node gets a
+folder.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lab, err := loadLab(cmd, s, args)
@@ -37,7 +42,7 @@ time; render shows placeholders. With --out DIR each node gets a folder.`,
 				}
 				n := 0
 				for _, r := range rendered {
-					n += len(r.Files)
+					n += r.Files()
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote %d files for %d nodes under %s\n", n, len(rendered), out)
 				return nil
@@ -45,14 +50,17 @@ time; render shows placeholders. With --out DIR each node gets a folder.`,
 			if s.Output == "json" {
 				type file struct {
 					Node    string `json:"node"`
+					Phase   string `json:"phase"`
 					Path    string `json:"path"`
 					Mode    string `json:"mode"`
 					Content string `json:"content"`
 				}
 				var files []file
 				for _, r := range rendered {
-					for _, f := range r.Files {
-						files = append(files, file{r.Node, f.Path, fmt.Sprintf("%04o", f.Mode.Perm()), string(f.Content)})
+					for _, g := range r.Groups {
+						for _, f := range g.Files {
+							files = append(files, file{r.Node, g.Phase, f.Path, fmt.Sprintf("%04o", f.Mode.Perm()), string(f.Content)})
+						}
 					}
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -60,8 +68,10 @@ time; render shows placeholders. With --out DIR each node gets a folder.`,
 				return enc.Encode(files)
 			}
 			for _, r := range rendered {
-				for _, f := range r.Files {
-					fmt.Fprintf(cmd.OutOrStdout(), "==> %s:%s (%04o) <==\n%s\n", r.Node, f.Path, f.Mode.Perm(), f.Content)
+				for _, g := range r.Groups {
+					for _, f := range g.Files {
+						fmt.Fprintf(cmd.OutOrStdout(), "==> %s:%s (%04o, phase %s) <==\n%s\n", r.Node, f.Path, f.Mode.Perm(), g.Phase, f.Content)
+					}
 				}
 			}
 			return nil

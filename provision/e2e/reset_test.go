@@ -46,10 +46,7 @@ func TestResetAndDown(t *testing.T) {
 		if out, err := l.exec(ctx, n.Name, "pgrep -l -x 'haproxy|keepalived'"); err == nil {
 			t.Errorf("%s: still running after reset:\n%s", n.Name, out)
 		}
-		files, err := templates.NodeFiles(l.lab, n, templates.Facts{Interface: l.nodeInterface(t, ctx, n.Name)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		files := l.nodeFiles(t, ctx, n)
 		var kept []string
 		for _, f := range files {
 			sum := sha256.Sum256(f.Content)

@@ -25,8 +25,10 @@ import (
 
 	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
+	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 // buildLab builds the lab command into a temporary directory.
@@ -156,11 +158,7 @@ func (l *testLab) checkConverged(t testing.TB, ctx context.Context) {
 	t.Helper()
 	for i := range l.lab.Nodes {
 		n := &l.lab.Nodes[i]
-		iface := l.nodeInterface(t, ctx, n.Name)
-		files, err := templates.NodeFiles(l.lab, n, templates.Facts{Interface: iface})
-		if err != nil {
-			t.Fatal(err)
-		}
+		files := l.nodeFiles(t, ctx, n)
 		var script strings.Builder
 		want := map[string]string{}
 		for _, f := range files {
@@ -213,6 +211,22 @@ func (l *testLab) checkConverged(t testing.TB, ctx context.Context) {
 }
 
 // nodeInterface finds, with ip addr, the interface holding node's address.
+// nodeFiles are the files the phases these tests run (os, packages,
+// loadbalancer) install on node, rendered with its real interface.
+func (l *testLab) nodeFiles(t testing.TB, ctx context.Context, n *labfile.Node) []templates.File {
+	t.Helper()
+	in := nodefiles.Inputs{Facts: templates.Facts{Interface: l.nodeInterface(t, ctx, n.Name), Container: true}}
+	var files []templates.File
+	for _, phase := range []string{nodefiles.OS, nodefiles.Packages, nodefiles.LoadBalancer} {
+		fs, err := nodefiles.ForPhase(l.lab, n, phase, in)
+		if err != nil {
+			t.Fatalf("%s: %v", n.Name, err)
+		}
+		files = append(files, fs...)
+	}
+	return files
+}
+
 func (l *testLab) nodeInterface(t testing.TB, ctx context.Context, node string) string {
 	t.Helper()
 	out := l.mustExec(t, ctx, node, "ip -4 -o addr show")
@@ -346,10 +360,7 @@ func TestResumeBetweenInstallAndRestart(t *testing.T) {
 	}
 	for i := range l.lab.Nodes {
 		n := &l.lab.Nodes[i]
-		files, err := templates.NodeFiles(l.lab, n, templates.Facts{Interface: l.nodeInterface(t, ctx, n.Name)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		files := l.nodeFiles(t, ctx, n)
 		for _, f := range files {
 			switch f.Path {
 			case templates.ContainerdConfigPath, templates.CrictlConfigPath,

@@ -16,6 +16,7 @@ import (
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/provider/docker/nodeimage"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 // LocalFile is a file on the machine that runs lab, to be sent to Dst on a
@@ -36,8 +37,6 @@ type LocalUploader interface {
 
 // Where the build source puts things on a node.
 const (
-	kubeletUnitPath   = "/etc/systemd/system/kubelet.service"
-	kubeletDropInPath = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 	// imagesDir holds image tarballs between upload and import.
 	imagesDir = "/var/lib/lab/images"
 	// programStamp records, for each program lab installed, its sha256
@@ -84,38 +83,6 @@ func binarySums(s *artifacts.Set) []string {
 	}
 	return sums
 }
-
-// kubeletUnit and kubeletDropIn are the systemd units Kubernetes' own
-// packages install with the kubelet: the drop-in passes the kubeconfigs,
-// the configuration file and the flags kubeadm writes.
-const kubeletUnit = `# Rendered by lab: the kubelet, from the lab's build artifacts.
-[Unit]
-Description=kubelet: The Kubernetes Node Agent
-Documentation=https://kubernetes.io/docs/
-Wants=network-online.target
-After=network-online.target containerd.service
-
-[Service]
-ExecStart=/usr/bin/kubelet
-Restart=always
-StartLimitInterval=0
-RestartSec=10
-
-[Install]
-WantedBy=multi-user.target
-`
-
-const kubeletDropIn = `# Rendered by lab: how kubeadm configures the kubelet.
-[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-# kubeadm init and join write the flags of this node.
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-# The user's own flags, last so that they win.
-EnvironmentFile=-/etc/default/kubelet
-ExecStart=
-ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
-`
 
 // gatheredSet gathers (or finds in the cache) the lab's `build` or
 // `release` artifacts once per command, whichever node asks first.
@@ -198,17 +165,15 @@ func (c *Cluster) nodeImages(node string, s *artifacts.Set) []artifacts.Image {
 	return out
 }
 
-// nodeFiles are the programs and units every Kubernetes node receives.
-func nodeFiles(s *artifacts.Set) ([]LocalFile, []templates.File) {
+// nodeFiles are the programs and units every Kubernetes node receives:
+// the programs from the Set, the units from nodefiles.
+func (c *Cluster) nodeFiles(node string, s *artifacts.Set) ([]LocalFile, []templates.File, error) {
 	var bins []LocalFile
 	for _, b := range s.Binaries {
 		bins = append(bins, LocalFile{Src: s.Path(b.Digest), Dst: b.Path, Mode: 0o755})
 	}
-	units := []templates.File{
-		{Path: kubeletUnitPath, Mode: 0o644, Content: []byte(kubeletUnit)},
-		{Path: kubeletDropInPath, Mode: 0o644, Content: []byte(kubeletDropIn)},
-	}
-	return bins, units
+	units, err := c.files(node, nodefiles.Kubernetes)
+	return bins, units, err
 }
 
 // presentImages asks containerd which of the wanted images it holds, by
@@ -256,7 +221,10 @@ func (c *Cluster) setInstalled(ctx context.Context, node string, s *artifacts.Se
 	if err != nil {
 		return false, err
 	}
-	bins, units := nodeFiles(s)
+	bins, units, err := c.nodeFiles(node, s)
+	if err != nil {
+		return false, err
+	}
 	var paths []string
 	want := map[string]string{}
 	for i, sum := range binarySums(s) {
@@ -301,7 +269,10 @@ func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set)
 	if err != nil {
 		return err
 	}
-	bins, units := nodeFiles(s)
+	bins, units, err := c.nodeFiles(node, s)
+	if err != nil {
+		return err
+	}
 	if _, err := uploadLocal(ctx, conn, bins); err != nil {
 		return err
 	}
@@ -376,7 +347,7 @@ func (c *Cluster) kubernetesArtifacts() phase.Phase {
 			"download (or find in the artifact cache) kubeadm, kubelet, kubectl "+v+" and the CNI plugins, checked against their published checksums, and pull the images `kubeadm config images list` names"
 	}
 	return phase.Phase{
-		Name:  "kubernetes",
+		Name:  nodefiles.Kubernetes,
 		Title: "kubeadm, kubelet, kubectl " + v + " and its images, " + title,
 		Nodes: c.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
@@ -397,7 +368,7 @@ func (c *Cluster) kubernetesArtifacts() phase.Phase {
 			return []string{
 				gather,
 				"send kubeadm, kubelet, kubectl to /usr/bin and loopback to /opt/cni/bin where they differ",
-				"write " + kubeletUnitPath + " and " + kubeletDropInPath + "; systemctl enable kubelet",
+				"write " + templates.KubeletUnitPath + " and " + templates.KubeletDropInPath + "; systemctl enable kubelet",
 				"import the images this node runs into containerd (ctr -n k8s.io images import) where missing",
 			}
 		},

@@ -51,6 +51,9 @@ type Cluster struct {
 	Report phase.Reporter
 	// Artifacts are the local files lab pushes (lab-node, helm).
 	Artifacts Artifacts
+	// Containers is true when the lab's provider makes container nodes,
+	// whose files differ (see templates.Facts).
+	Containers bool
 
 	mu    sync.Mutex
 	conns map[string]Conn

@@ -19,7 +19,7 @@ import (
 	"github.com/labctl/lab/provision/nodebin"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
-	"github.com/labctl/lab/templates/cilium"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 // Artifacts are the local files lab pushes to nodes.
@@ -47,102 +47,27 @@ func goarch(machine string) (string, error) {
 	return "", fmt.Errorf("no lab-node build for architecture %s (lab ships amd64 and arm64)", machine)
 }
 
-const (
-	labNodePath = "/usr/local/bin/lab-node"
-	labNodeUnit = "/etc/systemd/system/lab-node.service"
-	// labNodeConf is lab-node's own kubeconfig: the ServiceAccount
-	// kube-system/lab-node's token, never the kubelet's credentials.
-	labNodeConf = "/etc/lab/lab-node.conf"
-	ciliumDir   = "/etc/lab/cilium"
-)
+// labNodePath is where the builtin datapath's program goes.
+const labNodePath = "/usr/local/bin/lab-node"
 
-// labNodeService runs the datapath daemon once the kubelet has joined (the
-// node's pod CIDR is on its Node object) and lab has written lab-node's
-// kubeconfig.
-const labNodeService = `# Rendered by lab: the builtin eBPF datapath and CNI plugin.
-[Unit]
-Description=lab-node: the builtin eBPF pod network
-After=network-online.target kubelet.service
-Wants=network-online.target
-ConditionPathExists=` + labNodeConf + `
+// rbacFile is lab-node's RBAC objects (see templates.LabNodeRBACFile),
+// which the first control plane applies.
+func (c *Cluster) rbacFile() (templates.File, error) {
+	return templates.LabNodeRBACFile(c.Lab, c.node(c.firstControlPlane()))
+}
 
-[Service]
-ExecStart=/usr/local/bin/lab-node daemon --node-name %s --kubeconfig ` + labNodeConf + `
-Restart=always
-RestartSec=2
-
-[Install]
-WantedBy=multi-user.target
-`
-
-// labNodeTokenSecret holds the token of the ServiceAccount lab-node.
-const labNodeTokenSecret = "lab-node-token"
-
-// labNodeRBAC is lab-node's identity on the cluster: a ServiceAccount that
-// may read Node objects and nothing else (lab-node routes to the other
-// nodes' pod CIDRs; since Kubernetes 1.34 a kubelet may read only its own
-// Node, and lab-node must not borrow the kubelet's far broader powers).
-// Applying it over a cluster set up by an older lab rewrites the binding's
-// subjects, which removes the old grant to the group system:nodes.
-//
-// The token is a Secret of type kubernetes.io/service-account-token, not a
-// TokenRequest: kube-controller-manager fills it in, it does not expire, so
-// it survives reboots and needs no renewal by lab, and it is the same on
-// every run, so a second lab up finds each node's kubeconfig current
-// (every TokenRequest returns a new token, and a long expiry would still
-// end). Deleting the Secret revokes it; the next lab up makes a new one.
-const labNodeRBAC = `apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: lab-node
-  namespace: kube-system
-  labels: {app.kubernetes.io/managed-by: lab}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: lab-node
-  labels: {app.kubernetes.io/managed-by: lab}
-rules:
-- apiGroups: [""]
-  resources: [nodes]
-  verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: lab-node
-  labels: {app.kubernetes.io/managed-by: lab}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: lab-node
-subjects:
-- kind: ServiceAccount
-  name: lab-node
-  namespace: kube-system
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: ` + labNodeTokenSecret + `
-  namespace: kube-system
-  labels: {app.kubernetes.io/managed-by: lab}
-  annotations: {kubernetes.io/service-account.name: lab-node}
-type: kubernetes.io/service-account-token
-`
-
-// rbacCommand is kubectl with args (diff or apply, reading "-") given
-// labNodeRBAC on its standard input, from a here-document: Conn.Run has no
-// input of its own.
-func rbacCommand(args string) string {
-	return kubectl + args + " <<'EOF'\n" + labNodeRBAC + "EOF"
+// rbacDiff is a read-only command that succeeds when applying the RBAC
+// objects would change nothing; they reach kubectl on its standard input
+// from a here-document, since Conn.Run has no input of its own and the
+// check writes nothing on the node.
+func rbacDiff(rbac templates.File) string {
+	return kubectl + "diff -f - >/dev/null 2>&1 <<'EOF'\n" + string(rbac.Content) + "EOF"
 }
 
 // ciliumScript installs or upgrades Cilium version v with the values lab
 // uploaded, then waits for its agents.
 func ciliumScript(v string) string {
-	return script(ciliumSh, adminConf, v, ciliumDir+"/values.yaml", strconv.Itoa(int((10 * time.Minute).Seconds())))
+	return script(ciliumSh, adminConf, v, templates.CiliumValuesPath, strconv.Itoa(int((10 * time.Minute).Seconds())))
 }
 
 // labNodeTokenTimeout bounds the wait for kube-controller-manager to fill
@@ -152,7 +77,7 @@ const labNodeTokenTimeout = 2 * time.Minute
 // readLabNodeToken prints the token Secret's token and CA, base64 encoded
 // and separated by a space; nothing (or only the space) until they are
 // filled in. Its output is secret: it goes to lab's memory only.
-const readLabNodeToken = kubectl + `-n kube-system get secret ` + labNodeTokenSecret + ` -o jsonpath='{.data.token}{" "}{.data.ca\.crt}'`
+const readLabNodeToken = kubectl + `-n kube-system get secret ` + templates.LabNodeTokenSecret + ` -o jsonpath='{.data.token}{" "}{.data.ca\.crt}'`
 
 // labNodeCred is what lab-node's kubeconfig carries besides the server.
 type labNodeCred struct {
@@ -183,14 +108,14 @@ func parseLabNodeCred(out string) (cred labNodeCred, ok bool, err error) {
 	}
 	token, err := base64.StdEncoding.DecodeString(f[0])
 	if err != nil || !jwt.Match(token) {
-		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s holds no token lab-node can use", labNodeTokenSecret)
+		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s holds no token lab-node can use", templates.LabNodeTokenSecret)
 	}
 	ca, err := base64.StdEncoding.DecodeString(f[1])
 	if err != nil {
-		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s: ca.crt is not base64: %w", labNodeTokenSecret, err)
+		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s: ca.crt is not base64: %w", templates.LabNodeTokenSecret, err)
 	}
 	if b, _ := pem.Decode(ca); b == nil || b.Type != "CERTIFICATE" {
-		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s: ca.crt holds no PEM certificate", labNodeTokenSecret)
+		return labNodeCred{}, false, fmt.Errorf("secret kube-system/%s: ca.crt holds no PEM certificate", templates.LabNodeTokenSecret)
 	}
 	return labNodeCred{token: string(token), ca: ca}, true, nil
 }
@@ -224,7 +149,11 @@ func (c *Cluster) currentLabNodeCred(ctx context.Context) *labNodeCred {
 	}
 	a.checked = true
 	first := c.firstControlPlane()
-	if _, err := c.run(ctx, first, rbacCommand("diff -f - >/dev/null 2>&1")); err != nil {
+	rbac, err := c.rbacFile()
+	if err != nil {
+		return nil
+	}
+	if _, err := c.run(ctx, first, rbacDiff(rbac)); err != nil {
 		return nil
 	}
 	a.cred, _ = c.learnLabNodeCred(ctx, first)
@@ -249,7 +178,11 @@ func (c *Cluster) ensureLabNodeCred(ctx context.Context) (labNodeCred, error) {
 
 func (c *Cluster) applyLabNodeRBAC(ctx context.Context) (*labNodeCred, error) {
 	first := c.firstControlPlane()
-	if _, err := c.run(ctx, first, rbacCommand("apply -f - >/dev/null")); err != nil {
+	rbac, err := c.rbacFile()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.install(ctx, first, []templates.File{rbac}, kubectl+"apply -f "+shq(rbac.Path)+" >/dev/null"); err != nil {
 		return nil, fmt.Errorf("giving lab-node its ServiceAccount: %w", err)
 	}
 	deadline := time.Now().Add(labNodeTokenTimeout)
@@ -263,7 +196,7 @@ func (c *Cluster) applyLabNodeRBAC(ctx context.Context) (*labNodeCred, error) {
 			if err != nil {
 				why = err.Error()
 			}
-			return nil, fmt.Errorf("no token in secret kube-system/%s after %s: %s", labNodeTokenSecret, labNodeTokenTimeout, why)
+			return nil, fmt.Errorf("no token in secret kube-system/%s after %s: %s", templates.LabNodeTokenSecret, labNodeTokenTimeout, why)
 		}
 		select {
 		case <-ctx.Done():
@@ -273,26 +206,9 @@ func (c *Cluster) applyLabNodeRBAC(ctx context.Context) (*labNodeCred, error) {
 	}
 }
 
-// labNodeKubeconfig is lab-node's kubeconfig: the cluster CA, the lab's
-// endpoint (the one the kubelets use, the VIP in vip mode) and the token.
-func (c *Cluster) labNodeKubeconfig(cred labNodeCred) []byte {
-	return fmt.Appendf(nil, `# Rendered by lab: lab-node's credential, the ServiceAccount kube-system/lab-node.
-apiVersion: v1
-kind: Config
-clusters:
-- name: lab
-  cluster:
-    server: https://%s
-    certificate-authority-data: %s
-users:
-- name: lab-node
-  user:
-    token: %s
-contexts:
-- name: lab-node
-  context: {cluster: lab, user: lab-node}
-current-context: lab-node
-`, c.Lab.EndpointString(), base64.StdEncoding.EncodeToString(cred.ca), cred.token)
+// credential is cred as lab-node's kubeconfig carries it.
+func (cred labNodeCred) credential() templates.LabNodeCredential {
+	return templates.LabNodeCredential{Token: cred.token, CAData: base64.StdEncoding.EncodeToString(cred.ca)}
 }
 
 // labNodeBinary is the lab-node build for node's architecture.
@@ -319,18 +235,21 @@ func (c *Cluster) labNodeBinary(node string) (templates.File, error) {
 	return templates.File{Path: labNodePath, Mode: 0o755, Content: data}, nil
 }
 
-// labNodeFiles are what the cni phase puts on node: the binary, its
-// kubeconfig (0600: it holds the token) and the unit.
+// labNodeFiles are what the cni phase puts on node: the program, and the
+// files nodefiles gives it (its kubeconfig, 0600 as it holds the token, its
+// unit, and on the first control plane the RBAC objects).
 func (c *Cluster) labNodeFiles(node string, cred labNodeCred) ([]templates.File, error) {
 	bin, err := c.labNodeBinary(node)
 	if err != nil {
 		return nil, err
 	}
-	return []templates.File{
-		bin,
-		{Path: labNodeConf, Mode: 0o600, Content: c.labNodeKubeconfig(cred)},
-		{Path: labNodeUnit, Mode: 0o644, Content: []byte(fmt.Sprintf(labNodeService, node))},
-	}, nil
+	in, err := c.inputs(node)
+	if err != nil {
+		return nil, err
+	}
+	in.LabNode = cred.credential()
+	files, err := nodefiles.ForPhase(c.Lab, c.node(node), nodefiles.CNI, in)
+	return append([]templates.File{bin}, files...), err
 }
 
 func (c *Cluster) ciliumFiles(ctx context.Context, node string) ([]templates.File, error) {
@@ -338,11 +257,10 @@ func (c *Cluster) ciliumFiles(ctx context.Context, node string) ([]templates.Fil
 	if err != nil {
 		return nil, err
 	}
-	values, err := cilium.ValuesYAML(c.Lab, cilium.Facts{Interface: f.Interface})
+	files, err := c.files(node, nodefiles.CNI)
 	if err != nil {
 		return nil, err
 	}
-	files := []templates.File{{Path: ciliumDir + "/values.yaml", Mode: 0o600, Content: values}}
 	helm := c.Artifacts.Helm
 	if helm == "" && c.Artifacts.CacheDir != "" {
 		arch, err := goarch(f.Arch)
@@ -369,7 +287,7 @@ func (c *Cluster) CNI() phase.Phase {
 	switch c.Lab.CNI.Type {
 	case labfile.CNIBuiltin:
 		return phase.Phase{
-			Name:  "cni",
+			Name:  nodefiles.CNI,
 			Title: "lab-node, the builtin eBPF datapath, on every node",
 			Nodes: c.kubeNodes,
 			Done: func(ctx context.Context, node string) (bool, error) {
@@ -381,7 +299,7 @@ func (c *Cluster) CNI() phase.Phase {
 				if err != nil {
 					return false, err
 				}
-				return c.inPlace(ctx, node, files, freshCheck(freshCall("lab-node", labNodePath, labNodeConf, labNodeUnit)))
+				return c.inPlace(ctx, node, files, freshCheck(freshCall("lab-node", labNodePath, templates.LabNodeConfPath, templates.LabNodeUnitPath)))
 			},
 			Run: func(ctx context.Context, node string) error {
 				cred, err := c.ensureLabNodeCred(ctx)
@@ -397,9 +315,9 @@ func (c *Cluster) CNI() phase.Phase {
 			},
 			Describe: func(string) []string {
 				return []string{
-					"apply ServiceAccount kube-system/lab-node, ClusterRole lab-node (nodes: get, list, watch) bound to it alone, and its token Secret " + labNodeTokenSecret + " (from " + c.firstControlPlane() + ", once)",
-					"write " + labNodeConf + " (0600: the ServiceAccount's token, server https://" + c.Lab.EndpointString() + ")",
-					"upload " + labNodePath + " for the node's architecture and " + labNodeUnit,
+					"apply ServiceAccount kube-system/lab-node, ClusterRole lab-node (nodes: get, list, watch) bound to it alone, and its token Secret " + templates.LabNodeTokenSecret + " (from " + c.firstControlPlane() + ", once)",
+					"write " + templates.LabNodeConfPath + " (0600: the ServiceAccount's token, server https://" + c.Lab.EndpointString() + ")",
+					"upload " + labNodePath + " for the node's architecture and " + templates.LabNodeUnitPath,
 					"systemctl enable --now lab-node",
 				}
 			},
@@ -407,7 +325,7 @@ func (c *Cluster) CNI() phase.Phase {
 	case labfile.CNICilium:
 		v := c.Lab.CNI.Cilium.Version
 		return phase.Phase{
-			Name:  "cni",
+			Name:  nodefiles.CNI,
 			Title: "Cilium " + v + " with helm upgrade --install",
 			Order: phase.Serial,
 			Nodes: func() []string { return []string{c.firstControlPlane()} },
@@ -431,7 +349,7 @@ func (c *Cluster) CNI() phase.Phase {
 				return err
 			},
 			Describe: func(string) []string {
-				return []string{"write " + ciliumDir + "/values.yaml", "helm upgrade --install cilium " + v + "; wait for the agents"}
+				return []string{"write " + templates.CiliumValuesPath, "helm upgrade --install cilium " + v + "; wait for the agents"}
 			},
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/kubeadm"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 const adminConf = "/etc/kubernetes/admin.conf"
@@ -53,20 +54,18 @@ func (c *Cluster) secrets() (kubeadm.Secrets, error) {
 	return ks, nil
 }
 
-func (c *Cluster) kubeadmFiles(node string) ([]templates.File, error) {
-	s, err := c.secrets()
+// kubeadmFiles are the kubeadm configuration and patches phase (init or a
+// join) installs on node, with the lab's credentials and, for joins, the
+// CA hash learnt from the first control plane.
+func (c *Cluster) kubeadmFiles(node, phase string) ([]templates.File, error) {
+	in, err := c.inputs(node)
 	if err != nil {
 		return nil, err
 	}
-	kf, err := kubeadm.Files(c.Lab, c.node(node), s)
-	if err != nil {
+	if in.Kubeadm, err = c.secrets(); err != nil {
 		return nil, err
 	}
-	out := make([]templates.File, len(kf))
-	for i, f := range kf {
-		out[i] = templates.File{Path: f.Path, Mode: f.Mode, Content: f.Content}
-	}
-	return out, nil
+	return nodefiles.ForPhase(c.Lab, c.node(node), phase, in)
 }
 
 // debVersion is the pkgs.k8s.io package version of a release: v1.34.12 →
@@ -98,7 +97,7 @@ func (c *Cluster) Kubernetes() phase.Phase {
 	}
 	v := c.Lab.Kubernetes.Version
 	return phase.Phase{
-		Name:  "kubernetes",
+		Name:  nodefiles.Kubernetes,
 		Title: "kubeadm, kubelet, kubectl " + v,
 		Nodes: c.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
@@ -149,7 +148,7 @@ func (c *Cluster) waitAPIHealthy(ctx context.Context, node string, timeout time.
 // uploaded (encrypted with the lab's certificate key) for the others.
 func (c *Cluster) Init() phase.Phase {
 	return phase.Phase{
-		Name:  "init",
+		Name:  nodefiles.Init,
 		Title: "kubeadm init, endpoint " + c.Lab.EndpointString(),
 		Order: phase.Serial,
 		Nodes: func() []string { return []string{c.firstControlPlane()} },
@@ -157,7 +156,7 @@ func (c *Cluster) Init() phase.Phase {
 			return c.apiHealthy(ctx, node), nil
 		},
 		Run: func(ctx context.Context, node string) error {
-			files, err := c.kubeadmFiles(node)
+			files, err := c.kubeadmFiles(node, nodefiles.Init)
 			if err != nil {
 				return err
 			}
@@ -269,7 +268,7 @@ func (c *Cluster) joinPhase(name, title string, order phase.Order, nodes func() 
 			if err := c.prepareJoin(ctx); err != nil {
 				return err
 			}
-			files, err := c.kubeadmFiles(node)
+			files, err := c.kubeadmFiles(node, name)
 			if err != nil {
 				return err
 			}
@@ -287,7 +286,7 @@ func (c *Cluster) joinPhase(name, title string, order phase.Order, nodes func() 
 // JoinControlPlanes joins the other control planes one at a time: each
 // join adds an etcd member, and etcd must reach quorum before the next.
 func (c *Cluster) JoinControlPlanes() phase.Phase {
-	return c.joinPhase("join-control-plane", "kubeadm join --control-plane, one at a time", phase.Serial, func() []string {
+	return c.joinPhase(nodefiles.JoinControlPlane, "kubeadm join --control-plane, one at a time", phase.Serial, func() []string {
 		cps := c.Lab.ControlPlanes()
 		if len(cps) < 2 {
 			return nil
@@ -298,7 +297,7 @@ func (c *Cluster) JoinControlPlanes() phase.Phase {
 
 // JoinWorkers joins the workers, all at once.
 func (c *Cluster) JoinWorkers() phase.Phase {
-	return c.joinPhase("join-worker", "kubeadm join as workers", phase.Parallel, func() []string {
+	return c.joinPhase(nodefiles.JoinWorker, "kubeadm join as workers", phase.Parallel, func() []string {
 		var out []string
 		for _, n := range c.Lab.Workers() {
 			if !n.HasRole(labfile.RoleControlPlane) {

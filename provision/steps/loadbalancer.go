@@ -10,15 +10,12 @@ import (
 
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 // stagingDir is where new load-balancer configs land first: they are judged
 // there by the programs that will read them, and only then moved into place.
 const stagingDir = "/etc/lab/staging"
-
-func (c *Cluster) lbFiles(node string) ([]templates.File, error) {
-	return c.rendered(node, templates.HAProxyConfigPath, templates.KeepalivedConfigPath, templates.CheckScriptPath)
-}
 
 // LoadBalancer renders HAProxy and Keepalived for each load-balancer node,
 // uploads them to a staging directory, checks them ON the node with
@@ -26,18 +23,18 @@ func (c *Cluster) lbFiles(node string) ([]templates.File, error) {
 // only the services whose configuration changed.
 func (c *Cluster) LoadBalancer() phase.Phase {
 	return phase.Phase{
-		Name:  "loadbalancer",
+		Name:  nodefiles.LoadBalancer,
 		Title: "HAProxy + Keepalived: render, check on the node, install, reload",
 		Nodes: func() []string { return names(c.Lab.LoadBalancers()) },
 		Done: func(ctx context.Context, node string) (bool, error) {
-			files, err := c.lbFiles(node)
+			files, err := c.files(node, nodefiles.LoadBalancer)
 			if err != nil {
 				return false, err
 			}
 			return c.inPlace(ctx, node, files, freshCheck(freshCall("haproxy", templates.HAProxyConfigPath), freshCall("keepalived", templates.KeepalivedConfigPath)))
 		},
 		Run: func(ctx context.Context, node string) error {
-			files, err := c.lbFiles(node)
+			files, err := c.files(node, nodefiles.LoadBalancer)
 			if err != nil {
 				return err
 			}

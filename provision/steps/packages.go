@@ -9,6 +9,7 @@ import (
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 // runtimePackages are what a node needs before Kubernetes: the container
@@ -59,20 +60,13 @@ func missingPrograms(ctx context.Context, conn Conn, want map[string]string) ([]
 	return strings.Fields(out), nil
 }
 
-func (c *Cluster) runtimeFiles(node string) ([]templates.File, error) {
-	if !isKube(c.node(node)) {
-		return nil, nil
-	}
-	return c.rendered(node, templates.ContainerdConfigPath, templates.CrictlConfigPath)
-}
-
 // Packages installs the container runtime and load-balancer packages from
 // the distribution's repositories where they are missing, and configures
 // containerd. Nodes that already have them (container nodes built by
 // `lab image build`) install nothing.
 func (c *Cluster) Packages() phase.Phase {
 	return phase.Phase{
-		Name:  "packages",
+		Name:  nodefiles.Packages,
 		Title: "container runtime on cluster nodes, HAProxy + Keepalived on load balancers",
 		Nodes: c.AllNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
@@ -84,7 +78,7 @@ func (c *Cluster) Packages() phase.Phase {
 			if err != nil || len(missing) > 0 {
 				return false, err
 			}
-			files, err := c.runtimeFiles(node)
+			files, err := c.files(node, nodefiles.Packages)
 			if err != nil {
 				return false, err
 			}
@@ -121,7 +115,7 @@ func (c *Cluster) Packages() phase.Phase {
 					return fmt.Errorf("installing %s: %w", strings.Join(sorted(pkgs), " "), err)
 				}
 			}
-			files, err := c.runtimeFiles(node)
+			files, err := c.files(node, nodefiles.Packages)
 			if err != nil || len(files) == 0 {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 // Connect reaches every node over SSH, verifying host keys per the lab's
@@ -52,50 +53,8 @@ func (c *Cluster) GatherFacts() phase.Phase {
 	}
 }
 
-// hostsBlock is the part of /etc/hosts lab manages: every node's name at
-// its node-network address.
-func hostsBlock(l *labfile.Lab) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# BEGIN lab %s\n", l.Metadata.Name)
-	for i := range l.Nodes {
-		fmt.Fprintf(&b, "%s %s\n", l.NodeIP(&l.Nodes[i]), l.Nodes[i].Name)
-	}
-	fmt.Fprintf(&b, "# END lab %s\n", l.Metadata.Name)
-	return b.String()
-}
-
-// rendered returns the files at paths that node receives, rendered with
-// the facts gathered from it.
-func (c *Cluster) rendered(node string, paths ...string) ([]templates.File, error) {
-	f, err := c.Facts(node)
-	if err != nil {
-		return nil, err
-	}
-	all, err := templates.NodeFiles(c.Lab, c.node(node), templates.Facts{Interface: f.Interface})
-	if err != nil {
-		return nil, err
-	}
-	return pick(all, paths...), nil
-}
-
-// osFiles are the files the os phase owns on node.
-func (c *Cluster) osFiles(node string) ([]templates.File, error) {
-	return c.rendered(node, templates.SysctlPath, templates.ModulesPath)
-}
-
-func pick(files []templates.File, paths ...string) []templates.File {
-	var out []templates.File
-	for _, f := range files {
-		for _, p := range paths {
-			if f.Path == p {
-				out = append(out, f)
-			}
-		}
-	}
-	return out
-}
-
-// prepareScript sets the hostname, writes lab's block into /etc/hosts, turns
+// prepareScript sets the hostname, writes lab's block (the os phase uploads
+// it as templates.HostsBlockPath) into /etc/hosts, turns
 // swap off for good (swapoff only when the facts saw swap), applies lab's
 // sysctls and loads its modules. Every step checks before it changes, so a
 // second run changes nothing.
@@ -106,19 +65,19 @@ func prepareScript(l *labfile.Lab, node string, f *Facts) string {
 	if len(f.Swap) > 0 {
 		swap = "on"
 	}
-	return script(prepareSh, node, hostsBlock(l),
-		sedRegex("# BEGIN lab "+l.Metadata.Name), sedRegex("# END lab "+l.Metadata.Name),
+	begin, end := templates.HostsMarkers(l)
+	return script(prepareSh, node, templates.HostsBlockPath, sedRegex(begin), sedRegex(end),
 		swap, templates.ModulesPath, templates.SysctlPath)
 }
 
 // PrepareOS sets hostname, /etc/hosts, swap, sysctls and kernel modules.
 func (c *Cluster) PrepareOS() phase.Phase {
 	return phase.Phase{
-		Name:  "os",
+		Name:  nodefiles.OS,
 		Title: "hostname, /etc/hosts, swap off, sysctls, kernel modules",
 		Nodes: c.AllNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
-			files, err := c.osFiles(node)
+			files, err := c.files(node, nodefiles.OS)
 			if err != nil {
 				return false, err
 			}
@@ -127,16 +86,10 @@ func (c *Cluster) PrepareOS() phase.Phase {
 			if err != nil || !ok || len(f.Swap) > 0 || f.Hostname != node {
 				return false, err
 			}
-			out, err := c.run(ctx, node, "grep -c '^# BEGIN lab ' /etc/hosts; cat /proc/sys/net/ipv4/ip_forward")
-			if err != nil {
-				return false, err
-			}
-			// The block's content is compared by the script; here only
-			// its presence and forwarding are checked cheaply.
-			return strings.Fields(out)[0] != "0" && strings.HasSuffix(strings.TrimSpace(out), "1") && c.hostsCurrent(ctx, node), nil
+			return c.hostsCurrent(ctx, node), nil
 		},
 		Run: func(ctx context.Context, node string) error {
-			files, err := c.osFiles(node)
+			files, err := c.files(node, nodefiles.OS)
 			if err != nil {
 				return err
 			}
@@ -151,10 +104,14 @@ func (c *Cluster) PrepareOS() phase.Phase {
 	}
 }
 
+// hostsCurrent reports whether /etc/hosts holds lab's block as the os
+// phase uploaded it (filesMatch has checked that file) and the node
+// forwards IPv4, in one command that only reads.
 func (c *Cluster) hostsCurrent(ctx context.Context, node string) bool {
-	l := c.Lab
-	out, err := c.run(ctx, node, "sed -n "+shq("/^"+sedRegex("# BEGIN lab "+l.Metadata.Name)+"$/,/^"+sedRegex("# END lab "+l.Metadata.Name)+"$/p")+" /etc/hosts")
-	return err == nil && out == hostsBlock(l)
+	begin, end := templates.HostsMarkers(c.Lab)
+	_, err := c.run(ctx, node, "sed -n "+shq("/^"+sedRegex(begin)+"$/,/^"+sedRegex(end)+"$/p")+" /etc/hosts | cmp -s - "+
+		templates.HostsBlockPath+" && [ \"$(cat /proc/sys/net/ipv4/ip_forward)\" = 1 ]")
+	return err == nil
 }
 
 // filesMatch reports whether every file is on the node with this content

@@ -1,9 +1,9 @@
 set -eu
-node=$1 block=$2 begin=$3 end=$4 swap=$5 modules=$6 sysctls=$7
+node=$1 blockfile=$2 begin=$3 end=$4 swap=$5 modules=$6 sysctls=$7
 if [ "$(hostname)" != "$node" ]; then
 	if command -v hostnamectl >/dev/null && hostnamectl set-hostname "$node" 2>/dev/null; then :; else hostname "$node"; echo "$node" > /etc/hostname; fi
 fi
-want=$(printf '%s' "$block")
+want=$(cat "$blockfile")
 have=$(sed -n "/^$begin\$/,/^$end\$/p" /etc/hosts)
 if [ "$have" != "$want" ]; then
 	tmp=$(mktemp /etc/.hosts.lab.XXXXXX)

@@ -28,7 +28,7 @@ var wipedPaths = []string{
 	"/sys/fs/bpf/lab", "/sys/fs/bpf/cilium", "/sys/fs/bpf/tc/globals",
 	// lab-node's kubeconfig holds a cluster credential: named on its
 	// own so that the audit names it should it survive.
-	"/etc/systemd/system/lab-node.service", labNodeConf, "/etc/lab",
+	templates.LabNodeUnitPath, templates.LabNodeConfPath, "/etc/lab",
 	"/root/.kube/config",
 }
 

@@ -26,6 +26,10 @@ func TestGeneratedScripts(t *testing.T) {
 	vip := netip.MustParseAddr("10.9.0.10")
 	bins := []LocalFile{{Dst: "/usr/bin/kubeadm"}, {Dst: "/usr/bin/kubelet"}}
 	sums := []string{"00ff", "ff00"}
+	rbac, err := c.rbacFile()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, s := range map[string]string{
 		"kubernetes":                 kubernetesScript("v1.34.12"),
 		"install-lb":                 installLBScript(),
@@ -35,13 +39,13 @@ func TestGeneratedScripts(t *testing.T) {
 		"reset without VIP":          resetScript(netip.Addr{}, "unix:///run/containerd/containerd.sock"),
 		"audit":                      auditScript(vip),
 		"audit without VIP":          auditScript(netip.Addr{}),
-		"sums":                       sumScript(programStamp, []string{"/usr/bin/kubeadm", kubeletUnitPath}) + "\nsystemctl is-enabled kubelet 2>/dev/null; true",
+		"sums":                       sumScript(programStamp, []string{"/usr/bin/kubeadm", templates.KubeletUnitPath}) + "\nsystemctl is-enabled kubelet 2>/dev/null; true",
 		"stamp":                      stampScript("systemctl daemon-reload && systemctl enable --quiet kubelet", programStamp, bins, sums),
 		"stamp alone":                stampScript("", programStamp, bins, sums),
 		"fresh":                      freshCheck(freshCall("haproxy", templates.HAProxyConfigPath), freshCall("keepalived", templates.KeepalivedConfigPath)),
 		"restart containerd":         restartContainerdScript(true),
 		"cilium":                     ciliumScript("1.18.3"),
-		"kubectl diff lab-node RBAC": rbacCommand("diff -f - >/dev/null 2>&1"),
+		"kubectl diff lab-node RBAC": rbacDiff(rbac),
 		"token":                      script(tokenSh, "abcdef", "abcdef.0123456789abcdef", "2h0m0s"),
 	} {
 		scripttest.Check(t, name, s)

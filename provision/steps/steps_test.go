@@ -336,12 +336,15 @@ func TestLabNodeCredential(t *testing.T) {
 	}
 	applies := 0
 	for _, cmd := range d["cp1"].cmds {
-		if strings.Contains(cmd, "apply -f -") {
+		if strings.Contains(cmd, "apply -f '"+templates.LabNodeRBACPath+"'") {
 			applies++
 		}
 	}
 	if applies != 1 {
 		t.Fatalf("RBAC applied %d times, want once", applies)
+	}
+	if rbac, ok := d["cp1"].uploads[templates.LabNodeRBACPath]; !ok || !strings.Contains(string(rbac.Content), "name: "+templates.LabNodeTokenSecret) {
+		t.Fatalf("cp1 did not receive %s before applying it", templates.LabNodeRBACPath)
 	}
 	// A stand-in lab-node beside lab, for when none is embedded.
 	c.Artifacts.LabNodeDir = t.TempDir()
@@ -354,19 +357,19 @@ func TestLabNodeCredential(t *testing.T) {
 	}
 	var conf *templates.File
 	for i := range files {
-		if files[i].Path == labNodeConf {
+		if files[i].Path == templates.LabNodeConfPath {
 			conf = &files[i]
 		}
 	}
 	if conf == nil {
-		t.Fatalf("no %s among %d files", labNodeConf, len(files))
+		t.Fatalf("no %s among %d files", templates.LabNodeConfPath, len(files))
 	}
 	if conf.Mode != 0o600 {
-		t.Errorf("%s mode %o, want 600", labNodeConf, conf.Mode)
+		t.Errorf("%s mode %o, want 600", templates.LabNodeConfPath, conf.Mode)
 	}
 	for _, want := range []string{"server: https://10.9.0.10:", "token: " + token, "certificate-authority-data: " + enc(ca)} {
 		if !strings.Contains(string(conf.Content), want) {
-			t.Errorf("%s lacks %q:\n%s", labNodeConf, want, conf.Content)
+			t.Errorf("%s lacks %q:\n%s", templates.LabNodeConfPath, want, conf.Content)
 		}
 	}
 }

@@ -17,16 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/templates"
 )
-
-// Facts are what the values need to know about the nodes that the lab file
-// does not say; `lab up` detects them on the nodes before rendering.
-type Facts struct {
-	// Interface is the network interface that carries the lab (node)
-	// network on every Kubernetes node, e.g. eth1 on a VirtualBox VM whose
-	// first NIC is NAT.
-	Interface string
-}
 
 // Routing modes and the tunnel protocol lab chooses.
 const (
@@ -43,7 +35,7 @@ var ifaceName = regexp.MustCompile(`^[A-Za-z0-9_.:@+-]{1,15}$`)
 // user's cni.cilium.values deep-merged over them (maps merge key by key,
 // anything else, lists included, is replaced by the user's value). The
 // result is a fresh map; l is not modified.
-func Values(l *labfile.Lab, f Facts) (map[string]any, error) {
+func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 	if l.CNI.Type != labfile.CNICilium {
 		return nil, fmt.Errorf("lab %s: cni.type is %q, not cilium", l.Metadata.Name, l.CNI.Type)
 	}
@@ -147,7 +139,7 @@ func Values(l *labfile.Lab, f Facts) (map[string]any, error) {
 
 // ValuesYAML is Values as a values.yaml: map keys sorted, so the same lab
 // gives the same bytes every time.
-func ValuesYAML(l *labfile.Lab, f Facts) ([]byte, error) {
+func ValuesYAML(l *labfile.Lab, f templates.Facts) ([]byte, error) {
 	v, err := Values(l, f)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/templates"
 )
 
 // get walks a dotted path through nested values maps.
@@ -244,16 +245,16 @@ func TestNonStringKeys(t *testing.T) {
 func TestRejects(t *testing.T) {
 	builtin := parseLab(t, "builtin", strings.Replace(
 		labYAML("builtin", 1, 1, true, ""), "  type: cilium\n  cilium:\n    version: 1.18.4\n", "  type: builtin\n", 1))
-	if _, err := Values(builtin, Facts{Interface: "eth0"}); err == nil {
+	if _, err := Values(builtin, templates.Facts{Interface: "eth0"}); err == nil {
 		t.Error("a builtin-CNI lab got Cilium values")
 	}
 	l := parseLab(t, "iface", labYAML("iface", 1, 1, false, ""))
 	for _, bad := range []string{"", "eth 0", "a/b", "averyveryverylongname"} {
-		if _, err := Values(l, Facts{Interface: bad}); err == nil {
+		if _, err := Values(l, templates.Facts{Interface: bad}); err == nil {
 			t.Errorf("interface %q accepted", bad)
 		}
 	}
-	if _, err := Values(l, Facts{Interface: "eth+"}); err != nil {
+	if _, err := Values(l, templates.Facts{Interface: "eth+"}); err != nil {
 		t.Errorf("Cilium's wildcard eth+ rejected: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/labctl/lab/templates"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current rendering")
@@ -14,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden from the curren
 // variant with testdata/golden/<name>.yaml. `go test ./templates/cilium
 // -update` rewrites them.
 func TestGolden(t *testing.T) {
-	cases := map[string]Facts{}
+	cases := map[string]templates.Facts{}
 	all := ciliumLabs(t)
 	for name, l := range all {
 		cases[name] = factsFor(l)

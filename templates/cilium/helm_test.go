@@ -19,6 +19,7 @@ import (
 
 	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/templates"
 )
 
 // The tests in this file hand lab's values to the real Cilium Helm chart
@@ -213,7 +214,7 @@ func TestChartRendersLabValues(t *testing.T) {
 	}
 }
 
-func checkRendered(t *testing.T, objs []map[string]any, e variant, facts Facts) {
+func checkRendered(t *testing.T, objs []map[string]any, e variant, facts templates.Facts) {
 	t.Helper()
 	cm := object(objs, "ConfigMap", "cilium-config")
 	if cm == nil {

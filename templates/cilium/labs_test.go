@@ -8,16 +8,17 @@ import (
 	"testing"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/templates"
 )
 
 // factsFor is the guess `lab up` starts from before it looks at the nodes:
 // a VirtualBox VM's lab network is its second NIC (the first is NAT), a
 // container's or a static host's is eth0.
-func factsFor(l *labfile.Lab) Facts {
+func factsFor(l *labfile.Lab) templates.Facts {
 	if l.Provider.Type == labfile.ProviderVagrant {
-		return Facts{Interface: "eth1"}
+		return templates.Facts{Interface: "eth1"}
 	}
-	return Facts{Interface: "eth0"}
+	return templates.Facts{Interface: "eth0"}
 }
 
 // ciliumLabs loads every lab in labs/ that uses Cilium, by file name.

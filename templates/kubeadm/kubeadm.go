@@ -16,6 +16,7 @@ package kubeadm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -36,6 +37,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/templates"
 )
 
 // Where a node keeps what this package renders.
@@ -59,41 +61,31 @@ const TokenTTL = 2 * time.Hour
 // bootstrap token and the certificate key.
 const FileMode fs.FileMode = 0o600
 
-// File is one file a node receives. It has the shape of templates.File,
-// which this package cannot import (templates gathers every node's files,
-// these included).
-type File struct {
-	// Path is absolute on the node.
-	Path    string
-	Mode    fs.FileMode
-	Content []byte
-}
-
 // Init renders the first control plane's kubeadm init configuration:
 // InitConfiguration, ClusterConfiguration and KubeletConfiguration. kubeadm's
 // defaulting and validation have accepted it when the error is nil.
-func Init(l *labfile.Lab, n *labfile.Node, s Secrets) ([]byte, error) {
+func Init(l *labfile.Lab, n *labfile.Node, f templates.Facts, s Secrets) ([]byte, error) {
 	if err := checkInitNode(l, n); err != nil {
 		return nil, err
 	}
 	if err := s.check(false); err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		return nil, err
 	}
 	patches := patchesFor(l, n)
 	initCfg, clusterCfg, err := buildInit(l, n, s, len(patches) > 0)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		return nil, err
 	}
 	docs := []any{initCfg, clusterCfg, kubeletConfiguration()}
-	if kp := kubeProxyConfiguration(l); kp != nil {
+	if kp := kubeProxyConfiguration(l, f); kp != nil {
 		docs = append(docs, kp)
 	}
 	data, err := encode(docs...)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: encode init configuration: %w", n.Name, err)
+		return nil, fmt.Errorf("encode init configuration: %w", err)
 	}
 	if err := validateInit(data); err != nil {
-		return nil, fmt.Errorf("node %s: kubeadm rejects %s: %s", n.Name, InitPath, redact(err.Error(), s))
+		return nil, fmt.Errorf("kubeadm rejects %s: %s", InitPath, redact(err.Error(), s))
 	}
 	return data, nil
 }
@@ -106,19 +98,19 @@ func Join(l *labfile.Lab, n *labfile.Node, s Secrets) ([]byte, error) {
 		return nil, err
 	}
 	if err := s.check(true); err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		return nil, err
 	}
 	patches := patchesFor(l, n)
 	joinCfg, err := buildJoin(l, n, s, len(patches) > 0)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		return nil, err
 	}
 	data, err := encode(joinCfg)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: encode join configuration: %w", n.Name, err)
+		return nil, fmt.Errorf("encode join configuration: %w", err)
 	}
 	if err := validateJoin(data); err != nil {
-		return nil, fmt.Errorf("node %s: kubeadm rejects %s: %s", n.Name, JoinPath, redact(err.Error(), s))
+		return nil, fmt.Errorf("kubeadm rejects %s: %s", JoinPath, redact(err.Error(), s))
 	}
 	return data, nil
 }
@@ -126,23 +118,23 @@ func Join(l *labfile.Lab, n *labfile.Node, s Secrets) ([]byte, error) {
 // Files returns every kubeadm file node n receives, sorted by path: its init
 // or join configuration and its patch files. Nodes that are not part of the
 // Kubernetes cluster receive nothing.
-func Files(l *labfile.Lab, n *labfile.Node, s Secrets) ([]File, error) {
+func Files(l *labfile.Lab, n *labfile.Node, f templates.Facts, s Secrets) ([]templates.File, error) {
 	if !isKubernetesNode(n) {
 		return nil, nil
 	}
-	var files []File
+	var files []templates.File
 	if isInitNode(l, n) {
-		data, err := Init(l, n, s)
+		data, err := Init(l, n, f, s)
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, File{Path: InitPath, Mode: FileMode, Content: data})
+		files = append(files, templates.File{Path: InitPath, Mode: FileMode, Content: data})
 	} else {
 		data, err := Join(l, n, s)
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, File{Path: JoinPath, Mode: FileMode, Content: data})
+		files = append(files, templates.File{Path: JoinPath, Mode: FileMode, Content: data})
 	}
 	files = append(files, patchesFor(l, n)...)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
@@ -176,7 +168,7 @@ func isInitNode(l *labfile.Lab, n *labfile.Node) bool {
 
 func checkInitNode(l *labfile.Lab, n *labfile.Node) error {
 	if !isInitNode(l, n) {
-		return fmt.Errorf("node %s: only the first control plane (%s) runs kubeadm init", n.Name, firstControlPlane(l))
+		return fmt.Errorf("only the first control plane (%s) runs kubeadm init", firstControlPlane(l))
 	}
 	return checkNodeIP(l, n)
 }
@@ -184,11 +176,11 @@ func checkInitNode(l *labfile.Lab, n *labfile.Node) error {
 func checkJoinNode(l *labfile.Lab, n *labfile.Node) error {
 	switch {
 	case !isKubernetesNode(n):
-		return fmt.Errorf("node %s: has neither the control-plane nor the worker role, so it does not join the cluster", n.Name)
+		return fmt.Errorf("has neither the control-plane nor the worker role, so it does not join the cluster")
 	case isInitNode(l, n):
-		return fmt.Errorf("node %s: is the first control plane: it runs kubeadm init, not join", n.Name)
+		return errors.New("is the first control plane: it runs kubeadm init, not join")
 	case len(l.ControlPlanes()) == 0:
-		return fmt.Errorf("node %s: the lab has no control plane to join", n.Name)
+		return errors.New("the lab has no control plane to join")
 	}
 	return checkNodeIP(l, n)
 }
@@ -202,7 +194,7 @@ func firstControlPlane(l *labfile.Lab) string {
 
 func checkNodeIP(l *labfile.Lab, n *labfile.Node) error {
 	if !l.NodeIP(n).IsValid() {
-		return fmt.Errorf("node %s: no address on the node network %q", n.Name, l.Kubernetes.NodeNetwork)
+		return fmt.Errorf("no address on the node network %q", l.Kubernetes.NodeNetwork)
 	}
 	return nil
 }
@@ -402,7 +394,7 @@ func kubeletConfiguration() map[string]any {
 // only the host may set: kube-proxy would stop with "open
 // /proc/sys/net/netfilter/nf_conntrack_max: permission denied" (or, on a
 // privileged node, resize the host's table). maxPerCore 0 leaves it be.
-func kubeProxyConfiguration(l *labfile.Lab) map[string]any {
+func kubeProxyConfiguration(l *labfile.Lab, f templates.Facts) map[string]any {
 	if !l.Kubernetes.KubeProxyEnabled() {
 		return nil
 	}
@@ -410,7 +402,7 @@ func kubeProxyConfiguration(l *labfile.Lab) map[string]any {
 	if l.CNI.Type == labfile.CNIBuiltin {
 		cfg["iptables"] = map[string]any{"masqueradeAll": true}
 	}
-	if l.Provider.Type == labfile.ProviderDocker {
+	if f.Container {
 		cfg["conntrack"] = map[string]any{"maxPerCore": 0}
 	}
 	if len(cfg) == 0 {
@@ -451,13 +443,13 @@ func encode(objs ...any) ([]byte, error) {
 // target kubeadm join applies on a worker. Files are named the way kubeadm
 // reads them, target[suffix][+patchtype].yaml, with the patch's position in
 // the lab file as suffix so that kubeadm applies them in file order.
-func patchesFor(l *labfile.Lab, n *labfile.Node) []File {
+func patchesFor(l *labfile.Lab, n *labfile.Node) []templates.File {
 	if !isKubernetesNode(n) {
 		return nil
 	}
 	ps := l.Kubernetes.Patches
 	width := max(2, len(strconv.Itoa(len(ps)-1)))
-	var files []File
+	var files []templates.File
 	for i, p := range ps {
 		if !n.HasRole(labfile.RoleControlPlane) && p.Target != "kubeletconfiguration" {
 			continue
@@ -470,7 +462,7 @@ func patchesFor(l *labfile.Lab, n *labfile.Node) []File {
 		if !strings.HasSuffix(body, "\n") {
 			body += "\n"
 		}
-		files = append(files, File{
+		files = append(files, templates.File{
 			Path:    fmt.Sprintf("%s/%s%0*d+%s.yaml", PatchesDir, p.Target, width, i, typ),
 			Mode:    FileMode,
 			Content: []byte(body),

@@ -104,7 +104,7 @@ func TestRealKubeadmValidates(t *testing.T) {
 		for i := range l.Nodes {
 			n := &l.Nodes[i]
 			for kind, s := range map[string]Secrets{"placeholders": Placeholders(), "secrets": realSecrets(t)} {
-				files, err := Files(l, n, s)
+				files, err := Files(l, n, testFacts, s)
 				if err != nil {
 					t.Fatalf("%s/%s: %v", name, n.Name, err)
 				}
@@ -139,7 +139,7 @@ func TestRealKubeadmCerts(t *testing.T) {
 		l := all[name]
 		t.Run(name, func(t *testing.T) {
 			cp := l.ControlPlanes()[0]
-			data, err := Init(l, cp, Placeholders())
+			data, err := Init(l, cp, testFacts, Placeholders())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +182,7 @@ func TestRealKubeadmCerts(t *testing.T) {
 func TestRealKubeadmRejects(t *testing.T) {
 	bin := kubeadmBinary(t)
 	l := parse(t, base+worker)
-	init, err := Init(l, l.Node("cp1"), Placeholders())
+	init, err := Init(l, l.Node("cp1"), testFacts, Placeholders())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestRealKubeadmPatches(t *testing.T) {
           path: /spec/priorityClassName
           value: lab-patched-twice
 `, 1)+worker)
-	files, err := Files(l, l.Node("cp1"), Placeholders())
+	files, err := Files(l, l.Node("cp1"), testFacts, Placeholders())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
 	"github.com/labctl/lab/provision/provider/docker/dockertest"
 	"github.com/labctl/lab/provision/provider/docker/nodeimage"
+	"github.com/labctl/lab/templates/nodefiles"
 )
 
 const version = "v1.34.12"
@@ -130,6 +131,10 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 	if did := didWork(again.All()); len(did) > 0 {
 		t.Errorf("second lab up did work: %v", did)
 	}
+
+	// 9b. What `lab render` shows is what the nodes hold, byte for byte
+	// and mode for mode, placeholder lines aside.
+	l.checkRendered(t, ctx)
 
 	// 10. Failover: stop the container holding the VIP; the API answers
 	// through the VIP again and etcd keeps quorum. LAB_FAILOVER_RUNS
@@ -318,6 +323,49 @@ func (l *testLab) teardown() {
 // exec runs a shell script in node's container as root.
 func (l *testLab) exec(ctx context.Context, node, script string) (string, error) {
 	return e2etest.Exec(ctx, l.cli, l.container(node), script)
+}
+
+// checkRendered compares every file `lab render` shows for every node with
+// the node's own copy: same mode, same lines, but for lines that carry a
+// placeholder for a credential only lab up learns.
+func (l *testLab) checkRendered(t *testing.T, ctx context.Context) {
+	t.Helper()
+	rendered, err := provision.Render(l.lab, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	for _, r := range rendered {
+		for _, g := range r.Groups {
+			for _, f := range g.Files {
+				files++
+				out, err := l.exec(ctx, r.Node, "stat -c %a "+f.Path+" && cat "+f.Path)
+				if err != nil {
+					t.Errorf("%s: %s (phase %s) is rendered but not on the node: %v", r.Node, f.Path, g.Phase, err)
+					continue
+				}
+				mode, have, _ := strings.Cut(out, "\n")
+				if want := fmt.Sprintf("%o", f.Mode.Perm()); mode != want {
+					t.Errorf("%s: %s has mode %s, rendered %s", r.Node, f.Path, mode, want)
+				}
+				wantLines, haveLines := strings.Split(string(f.Content), "\n"), strings.Split(have, "\n")
+				if len(wantLines) != len(haveLines) {
+					t.Errorf("%s: %s has %d lines, rendered %d", r.Node, f.Path, len(haveLines), len(wantLines))
+					continue
+				}
+				for i := range wantLines {
+					if wantLines[i] != haveLines[i] && !nodefiles.IsPlaceholderLine(wantLines[i]) {
+						t.Errorf("%s: %s line %d differs from lab render:\n node:   %q\n render: %q", r.Node, f.Path, i+1, haveLines[i], wantLines[i])
+						break
+					}
+				}
+			}
+		}
+	}
+	if files == 0 {
+		t.Fatal("lab render showed no files")
+	}
+	t.Logf("lab render matches %d files on %d nodes", files, len(rendered))
 }
 
 // docker runs a docker command on the lab's daemon.
