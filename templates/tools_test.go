@@ -15,24 +15,17 @@ import (
 	"github.com/labctl/lab/provision/labfile"
 )
 
-// needTool returns the path of a program a test needs. Without it the test
-// is skipped, unless LAB_REQUIRE_TOOLS=1 (CI), where a missing judge must
-// fail rather than pass silently.
+// needTool returns the path of a program a test needs (see tooltest: a
+// missing judge must fail in CI rather than pass silently).
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		tooltest.Missing(t, fmt.Sprintf("%s is not installed (apt-get install %s)", name, name))
-	}
-	return p
+	return tooltest.Path(t, name, "apt-get install "+name)
 }
 
 // needRoot is needTool for root privileges (network namespaces, mounts).
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		tooltest.Missing(t, "needs root for network namespaces")
-	}
+	tooltest.Root(t, "making network namespaces")
 }
 
 // run runs a command and returns its combined output and error.

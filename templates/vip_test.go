@@ -1,45 +1,26 @@
 package templates
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/syncbuf"
 	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/labfile"
 )
-
-// lockedBuffer collects a daemon's output from its own goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // daemon is a long-running process the test started, in its own process
 // group so that it and its children are stopped together, by id.
 type daemon struct {
 	name string
 	pid  int
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -48,7 +29,7 @@ type daemon struct {
 // after a grace period) when it ends; on failure its output is logged.
 func startDaemon(t *testing.T, name string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	d := &daemon{name: name, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout, cmd.Stderr = d.out, d.out

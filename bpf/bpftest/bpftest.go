@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/lab/internal/tooltest"
 )
 
 // Require skips the test unless it runs as root with the named tools on
@@ -24,23 +25,7 @@ import (
 // silently skipped there.
 func Require(t testing.TB, tools ...string) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range append([]string{"ip"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("needs %s (eBPF and network namespaces in the real kernel)", strings.Join(missing, ", "))
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	tooltest.Require(t, "eBPF and network namespaces in the real kernel", append([]string{"ip"}, tools...)...)
 }
 
 // BPFFS mounts a private bpffs on a temporary directory and returns it.

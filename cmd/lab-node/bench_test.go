@@ -16,6 +16,7 @@ import (
 
 	"github.com/labctl/lab/bpf"
 	"github.com/labctl/lab/bpf/bpftest"
+	"github.com/labctl/lab/internal/syncbuf"
 	"github.com/vishvananda/netlink"
 )
 
@@ -184,7 +185,7 @@ func tcpStream(b *testing.B, from, to *emuPod) {
 // iperf3: a 3-second iperf3 TCP test per op; reports the receiver's rate.
 func iperf3(b *testing.B, from, to *emuPod) {
 	server := exec.Command("ip", "netns", "exec", to.ns, "iperf3", "-s", "--forceflush", "-B", to.ip.String(), "-p", "5201")
-	var out syncBuffer
+	var out syncbuf.Buffer
 	server.Stdout, server.Stderr = &out, &out
 	if err := server.Start(); err != nil {
 		b.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/labctl/lab/bpf/bpftest"
 	"github.com/labctl/lab/cmd/lab-node/internal/cniplugin"
 	"github.com/labctl/lab/cmd/lab-node/internal/daemon"
+	"github.com/labctl/lab/internal/syncbuf"
 	"github.com/vishvananda/netlink"
 )
 
@@ -61,26 +62,9 @@ type emuNode struct {
 	binDir     string
 	stateDir   string
 	nodesFile  string
-	daemonLogs *syncBuffer
+	daemonLogs *syncbuf.Buffer
 	// stopDaemon stops the daemon (SIGTERM) and reports how it ended.
 	stopDaemon func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -131,7 +115,7 @@ func newEmuNode(t testing.TB, name, ip, podCIDR, nodesFile string) *emuNode {
 		binDir:     t.TempDir(),
 		stateDir:   t.TempDir(),
 		nodesFile:  nodesFile,
-		daemonLogs: &syncBuffer{},
+		daemonLogs: &syncbuf.Buffer{},
 	}
 	return n
 }

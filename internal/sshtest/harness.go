@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/labctl/lab/internal/tooltest"
 )
 
 // TB is the part of testing.TB the harness uses. It lets benchmark programs
@@ -35,23 +37,7 @@ type TB interface {
 // as root and the named programs are on PATH.
 func Require(t TB, tools ...string) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("sshtest needs %s (apt-get install openssh-server openssh-client sudo iproute2)", strings.Join(missing, ", "))
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("%s; LAB_REQUIRE_TOOLS=1 forbids skipping", msg)
-	}
-	t.Skipf("%s", msg)
+	tooltest.Require(t, "sshtest: apt-get install openssh-server openssh-client sudo iproute2", tools...)
 }
 
 // Harness owns the shared pieces of a set of emulated nodes: the working

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/labctl/lab/internal/syncbuf"
 )
 
 // NodeOptions say how to start a node.
@@ -48,26 +50,7 @@ type Node struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
-	log *syncBuffer
-}
-
-// syncBuffer is sshd's log, written by exec's copying goroutine and read
-// by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	log *syncbuf.Buffer
 }
 
 // Addr is host:port.
@@ -208,7 +191,7 @@ func (n *Node) Start() {
 // startSSHD runs sshd and waits until it reports that it listens.
 func (n *Node) startSSHD(name string, args []string) (*exec.Cmd, error) {
 	cmd := exec.Command(name, args...)
-	n.log = &syncBuffer{}
+	n.log = &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	if err := cmd.Start(); err != nil {
 		return nil, err

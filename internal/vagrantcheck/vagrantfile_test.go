@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider/vagrant"
 )
@@ -62,18 +63,10 @@ func labBinary(t *testing.T) string {
 	return bin
 }
 
-// needTool returns the path of a program the test needs. A missing tool skips
-// the test, unless LAB_REQUIRE_TOOLS=1 (CI), where it fails.
+// needTool returns the path of a program the test needs (see tooltest).
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not found and LAB_REQUIRE_TOOLS=1: apt-get install vagrant (it brings ruby)", name)
-		}
-		t.Skipf("%s not found (apt-get install vagrant); set LAB_REQUIRE_TOOLS=1 to make this a failure", name)
-	}
-	return p
+	return tooltest.Path(t, name, "apt-get install vagrant; it brings ruby")
 }
 
 // vagrantLabs returns the lab files of labs/ (and extra) whose provider is

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labctl/lab/internal/e2etest"
+	"github.com/labctl/lab/internal/tooltest"
 )
 
 // flapWindow is how long a returning node is watched for taking the VIP
@@ -180,7 +181,7 @@ func saturate(t *testing.T, ctx context.Context, d time.Duration) string {
 		}
 		return "stress-ng"
 	}
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
+	if tooltest.Required() {
 		t.Fatal("stress-ng not installed (apt-get install stress-ng)")
 	}
 	t.Logf("stress-ng not installed: %d shell busy loops instead", n)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/labctl/lab/internal/e2etest"
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
@@ -342,17 +343,11 @@ func stats(ds []time.Duration) (median, worst time.Duration) {
 
 func seconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1e6 }
 
-// requireRoot skips or fails (LAB_REQUIRE_TOOLS=1) when not root: the
-// monitor enters the nodes' network namespaces.
+// requireRoot skips or fails (see tooltest) when not root: the monitor
+// enters the nodes' network namespaces.
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-		t.Fatal("this test needs root")
-	}
-	t.Skip("this test needs root")
+	tooltest.Root(t, "entering the nodes' network namespaces")
 }
 
 // errorContains fails unless err's text contains every part.

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/labctl/lab/internal/tooltest"
 )
 
 const labText = "apiVersion: lab/v1alpha1\nkind: Lab\n"
@@ -65,12 +67,7 @@ func TestCredentialsAreRedacted(t *testing.T) {
 // TestGitFile fetches a lab file out of a real git repository with the real
 // git client.
 func TestGitFile(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-			t.Fatal("git not installed")
-		}
-		t.Skip("git not installed")
-	}
+	tooltest.Path(t, "git", "apt-get install git")
 	repo := t.TempDir()
 	run := func(args ...string) {
 		cmd := exec.Command("git", args...)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/labctl/lab/internal/syncbuf"
 )
 
 type recorder struct {
@@ -199,7 +201,7 @@ func TestJSONEventsAreOnePerLine(t *testing.T) {
 }
 
 func TestLiveViewDrawsEveryNode(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	l := NewLive(&buf, 100)
 	p := Phase{Name: "os", Title: "prepare", Order: Parallel, Nodes: nodes("alpha", "beta"), Run: func(_ context.Context, n string) error {
 		if n == "beta" {
@@ -215,21 +217,4 @@ func TestLiveViewDrawsEveryNode(t *testing.T) {
 			t.Errorf("live output lacks %q:\n%q", want, out)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

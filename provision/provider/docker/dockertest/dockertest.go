@@ -16,18 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
 	"github.com/labctl/lab/provision/provider/docker/nodeimage"
 )
-
-// unavailable skips or, when tools are required, fails.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("LAB_REQUIRE_TOOLS") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // Docker returns a client for a running daemon. A DOCKER_HOST that answers
 // is used as is; otherwise .ci/dockerd.sh starts lab's own daemon.
@@ -35,7 +27,7 @@ func Docker(t testing.TB) *dockercli.CLI {
 	t.Helper()
 	cli, err := dockercli.New("")
 	if err != nil {
-		unavailable(t, "docker: %v", err)
+		tooltest.Missing(t, "docker: "+err.Error())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -44,12 +36,8 @@ func Docker(t testing.TB) *dockercli.CLI {
 			return cli
 		}
 	}
-	if os.Geteuid() != 0 {
-		unavailable(t, "starting dockerd needs root")
-	}
-	if _, err := exec.LookPath("dockerd"); err != nil {
-		unavailable(t, "dockerd not installed (apt-get install docker.io)")
-	}
+	tooltest.Root(t, "starting dockerd")
+	tooltest.Path(t, "dockerd", "apt-get install docker.io")
 	script, err := repoFile(".ci/dockerd.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -69,12 +57,8 @@ func Docker(t testing.TB) *dockercli.CLI {
 // (the first build takes about a minute; later ones reuse the cache).
 func NodeImage(t testing.TB, cli *dockercli.CLI) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		unavailable(t, "building the node image needs root")
-	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		unavailable(t, "debootstrap not installed (apt-get install debootstrap)")
-	}
+	tooltest.Root(t, "building the node image")
+	tooltest.Path(t, "debootstrap", "apt-get install debootstrap")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	res, err := nodeimage.Build(ctx, nodeimage.Options{Docker: cli, Log: testWriter{t}})
