@@ -44,14 +44,11 @@ and changes nothing; after a failure or an interruption it resumes.`,
 	f.IntVar(&limit, "limit", 32, "nodes worked on at once in parallel phases")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "phase NAME [FILE]",
-		Short: "Run one phase of up again (connect and facts run first when it needs them)",
+		Short: "Run one phase of up again (with the phases it needs, such as connect and facts, first)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			only := []string{args[0]}
-			if args[0] != "nodes" && args[0] != "connect" && args[0] != "facts" {
-				only = append([]string{"connect", "facts"}, args[0])
-			}
-			return run(cmd, args[1:], only)
+			// The engine adds what the phase needs (Phase.Needs).
+			return run(cmd, args[1:], []string{args[0]})
 		},
 	})
 	return cmd

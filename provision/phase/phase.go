@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +55,11 @@ type Phase struct {
 	Run func(ctx context.Context, node string) error
 	// Describe says what Run would do on node, for --dry-run. Optional.
 	Describe func(node string) []string
+	// Needs names the earlier phases whose results in this same run the
+	// phase uses (connections, facts). Selecting a phase alone (lab up
+	// phase NAME) runs what it needs first; skipping a needed phase is an
+	// error before anything runs.
+	Needs []string
 }
 
 // Engine runs phases.
@@ -74,8 +80,62 @@ type Engine struct {
 }
 
 // Check verifies that the names in Skip, Only and Until are phases of the
-// list, so that a typo fails before any work starts.
+// list, so that a typo fails before any work starts, and that no selected
+// phase needs one that is skipped or comes after it.
 func (e *Engine) Check(phases []Phase) error {
+	if err := e.checkNames(phases); err != nil {
+		return err
+	}
+	_, err := e.selection(phases)
+	return err
+}
+
+// selection is the set of phases that run: Only (or every phase) with
+// what they need, transitively, less Skip.
+func (e *Engine) selection(phases []Phase) (map[string]bool, error) {
+	index := map[string]int{}
+	for i, p := range phases {
+		index[p.Name] = i
+	}
+	skipped := map[string]bool{}
+	for _, s := range e.Skip {
+		skipped[s] = true
+	}
+	sel := map[string]bool{}
+	var add func(name string) error
+	add = func(name string) error {
+		if sel[name] {
+			return nil
+		}
+		sel[name] = true
+		p := phases[index[name]]
+		for _, need := range p.Needs {
+			i, ok := index[need]
+			switch {
+			case !ok:
+				return fmt.Errorf("phase %s needs phase %s, which this command does not have", name, need)
+			case i > index[name]:
+				return fmt.Errorf("phase %s needs phase %s, which runs after it", name, need)
+			case skipped[need]:
+				return fmt.Errorf("phase %s needs phase %s, which --skip-phases leaves out; skip %s too, or keep %s", name, need, name, need)
+			}
+			if err := add(need); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, p := range phases {
+		if (len(e.Only) == 0 || slices.Contains(e.Only, p.Name)) && !skipped[p.Name] {
+			if err := add(p.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return sel, nil
+}
+
+func (e *Engine) checkNames(phases []Phase) error {
 	known := map[string]bool{}
 	var names []string
 	for _, p := range phases {
@@ -96,7 +156,11 @@ func (e *Engine) Check(phases []Phase) error {
 
 // Run runs the phases in order and stops at the first phase that fails.
 func (e *Engine) Run(ctx context.Context, phases []Phase) error {
-	if err := e.Check(phases); err != nil {
+	if err := e.checkNames(phases); err != nil {
+		return err
+	}
+	sel, err := e.selection(phases)
+	if err != nil {
 		return err
 	}
 	report := e.Report
@@ -105,7 +169,7 @@ func (e *Engine) Run(ctx context.Context, phases []Phase) error {
 	}
 	start := time.Now()
 	for _, p := range phases {
-		if !e.selected(p.Name) {
+		if !sel[p.Name] {
 			report.Event(Event{Kind: PhaseSkip, Phase: p.Name, Message: "not selected"})
 		} else if err := e.runPhase(ctx, report, p); err != nil {
 			report.Event(Event{Kind: RunFail, Elapsed: time.Since(start), Message: err.Error()})
@@ -118,23 +182,6 @@ func (e *Engine) Run(ctx context.Context, phases []Phase) error {
 	}
 	report.Event(Event{Kind: RunDone, Elapsed: time.Since(start)})
 	return nil
-}
-
-func (e *Engine) selected(name string) bool {
-	for _, s := range e.Skip {
-		if s == name {
-			return false
-		}
-	}
-	if len(e.Only) == 0 {
-		return true
-	}
-	for _, s := range e.Only {
-		if s == name {
-			return true
-		}
-	}
-	return false
 }
 
 func (e *Engine) runPhase(ctx context.Context, report Reporter, p Phase) error {
@@ -223,10 +270,7 @@ func (e *Engine) runNode(ctx context.Context, report Reporter, p Phase, n string
 	report.Event(Event{Kind: NodeStart, Phase: p.Name, Node: n})
 	fail := func(err error) error {
 		report.Event(Event{Kind: NodeFail, Phase: p.Name, Node: n, Elapsed: time.Since(start), Message: err.Error()})
-		if n == "" {
-			return err
-		}
-		return fmt.Errorf("%s: %w", n, err)
+		return nameNode(n, err)
 	}
 	if p.Done != nil {
 		done, err := p.Done(ctx, n)
@@ -246,6 +290,16 @@ func (e *Engine) runNode(ctx context.Context, report Reporter, p Phase, n string
 	report.Event(Event{Kind: NodeDone, Phase: p.Name, Node: n, Elapsed: took})
 	e.completed(p.Name, n, took)
 	return nil
+}
+
+// nameNode makes err name node once: errors from the SSH transport (and
+// others that know their node) already start a clause with "node: ", and a
+// second prefix would say it twice.
+func nameNode(node string, err error) error {
+	if node == "" || strings.HasPrefix(err.Error(), node+": ") || strings.Contains(err.Error(), " "+node+": ") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", node, err)
 }
 
 func (e *Engine) completed(phase, node string, took time.Duration) {

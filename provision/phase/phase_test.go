@@ -130,6 +130,65 @@ func TestSkipOnlyUntilAndUnknownNames(t *testing.T) {
 	}
 }
 
+// TestNeedsDeriveTheOrder: a phase selected alone brings what it needs,
+// transitively and in list order; skipping a needed phase, or needing a
+// later one, fails before anything runs.
+func TestNeedsDeriveTheOrder(t *testing.T) {
+	var ran []string
+	mk := func(name string, needs ...string) Phase {
+		return Phase{Name: name, Order: Local, Needs: needs, Run: func(context.Context, string) error {
+			ran = append(ran, name)
+			return nil
+		}}
+	}
+	list := []Phase{mk("nodes"), mk("connect", "nodes"), mk("facts", "connect"), mk("os", "facts"), mk("vip"), mk("init", "facts")}
+	run := func(e *Engine) (string, error) {
+		ran = nil
+		err := e.Run(context.Background(), list)
+		return strings.Join(ran, ","), err
+	}
+	for _, tc := range []struct {
+		e    Engine
+		want string
+	}{
+		{Engine{Only: []string{"init"}}, "nodes,connect,facts,init"},
+		{Engine{Only: []string{"vip"}}, "vip"},
+		{Engine{Only: []string{"os", "init"}}, "nodes,connect,facts,os,init"},
+		{Engine{Skip: []string{"vip"}}, "nodes,connect,facts,os,init"},
+		{Engine{Only: []string{"init"}, Until: "facts"}, "nodes,connect,facts"},
+	} {
+		if got, err := run(&tc.e); err != nil || got != tc.want {
+			t.Errorf("%+v: ran %q, %v; want %q", tc.e, got, err, tc.want)
+		}
+	}
+	got, err := run(&Engine{Skip: []string{"connect"}})
+	if err == nil || got != "" || !strings.Contains(err.Error(), "phase facts needs phase connect, which --skip-phases leaves out") {
+		t.Errorf("skipping a needed phase: ran %q, %v", got, err)
+	}
+	backwards := []Phase{mk("os", "facts"), mk("facts")}
+	if err := (&Engine{}).Run(context.Background(), backwards); err == nil || !strings.Contains(err.Error(), "runs after it") {
+		t.Errorf("a need that comes later: %v", err)
+	}
+}
+
+// TestErrorsNameTheNodeOnce: the engine names a failing node, unless the
+// error (from the SSH transport, say) already does.
+func TestErrorsNameTheNodeOnce(t *testing.T) {
+	for _, tc := range []struct{ err, want string }{
+		{"exit status 1", "phase init: cp1: exit status 1"},
+		{"cp1: `kubeadm init` exited with status 1", "phase init: cp1: `kubeadm init` exited with status 1"},
+		{"installing packages: cp1: `apt-get` exited with status 100", "phase init: installing packages: cp1: `apt-get` exited with status 100"},
+		{"reading the CA from cp10: refused", "phase init: cp1: reading the CA from cp10: refused"},
+	} {
+		p := Phase{Name: "init", Nodes: func() []string { return []string{"cp1"} },
+			Run: func(context.Context, string) error { return errors.New(tc.err) }}
+		err := (&Engine{}).Run(context.Background(), []Phase{p})
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q: got %v, want %q", tc.err, err, tc.want)
+		}
+	}
+}
+
 func TestLimitBoundsConcurrency(t *testing.T) {
 	var cur, peak atomic.Int32
 	release := make(chan struct{})

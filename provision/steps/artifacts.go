@@ -348,6 +348,7 @@ func (c *Cluster) kubernetesArtifacts() phase.Phase {
 	}
 	return phase.Phase{
 		Name:  nodefiles.Kubernetes,
+		Needs: needsFacts,
 		Title: "kubeadm, kubelet, kubectl " + v + " and its images, " + title,
 		Nodes: c.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {

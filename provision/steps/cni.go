@@ -288,6 +288,7 @@ func (c *Cluster) CNI() phase.Phase {
 	case labfile.CNIBuiltin:
 		return phase.Phase{
 			Name:  nodefiles.CNI,
+			Needs: needsFacts,
 			Title: "lab-node, the builtin eBPF datapath, on every node",
 			Nodes: c.kubeNodes,
 			Done: func(ctx context.Context, node string) (bool, error) {
@@ -326,6 +327,7 @@ func (c *Cluster) CNI() phase.Phase {
 		v := c.Lab.CNI.Cilium.Version
 		return phase.Phase{
 			Name:  nodefiles.CNI,
+			Needs: needsFacts,
 			Title: "Cilium " + v + " with helm upgrade --install",
 			Order: phase.Serial,
 			Nodes: func() []string { return []string{c.firstControlPlane()} },

@@ -98,6 +98,7 @@ func (c *Cluster) Kubernetes() phase.Phase {
 	v := c.Lab.Kubernetes.Version
 	return phase.Phase{
 		Name:  nodefiles.Kubernetes,
+		Needs: needsFacts,
 		Title: "kubeadm, kubelet, kubectl " + v,
 		Nodes: c.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
@@ -149,6 +150,7 @@ func (c *Cluster) waitAPIHealthy(ctx context.Context, node string, timeout time.
 func (c *Cluster) Init() phase.Phase {
 	return phase.Phase{
 		Name:  nodefiles.Init,
+		Needs: needsFacts,
 		Title: "kubeadm init, endpoint " + c.Lab.EndpointString(),
 		Order: phase.Serial,
 		Nodes: func() []string { return []string{c.firstControlPlane()} },
@@ -258,6 +260,7 @@ func (c *Cluster) joined(ctx context.Context, node string) bool {
 func (c *Cluster) joinPhase(name, title string, order phase.Order, nodes func() []string) phase.Phase {
 	return phase.Phase{
 		Name:  name,
+		Needs: needsFacts,
 		Title: title,
 		Order: order,
 		Nodes: nodes,

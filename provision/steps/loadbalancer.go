@@ -24,6 +24,7 @@ const stagingDir = "/etc/lab/staging"
 func (c *Cluster) LoadBalancer() phase.Phase {
 	return phase.Phase{
 		Name:  nodefiles.LoadBalancer,
+		Needs: needsFacts,
 		Title: "HAProxy + Keepalived: render, check on the node, install, reload",
 		Nodes: func() []string { return names(c.Lab.LoadBalancers()) },
 		Done: func(ctx context.Context, node string) (bool, error) {

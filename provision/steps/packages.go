@@ -67,6 +67,7 @@ func missingPrograms(ctx context.Context, conn Conn, want map[string]string) ([]
 func (c *Cluster) Packages() phase.Phase {
 	return phase.Phase{
 		Name:  nodefiles.Packages,
+		Needs: needsFacts,
 		Title: "container runtime on cluster nodes, HAProxy + Keepalived on load balancers",
 		Nodes: c.AllNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {

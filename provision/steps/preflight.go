@@ -29,6 +29,7 @@ func (c *Cluster) preflightArgs(node string) string {
 func (c *Cluster) Preflight() phase.Phase {
 	return phase.Phase{
 		Name:  "preflight",
+		Needs: needsFacts,
 		Title: "kernel check for the " + c.Lab.CNI.Type + " datapath (lab-node preflight)",
 		Nodes: func() []string {
 			if c.Lab.CNI.Type == labfile.CNINone {

@@ -12,11 +12,22 @@ import (
 	"github.com/labctl/lab/templates/nodefiles"
 )
 
+// The phases every phase that works on nodes builds on: connect dials
+// every node, facts reads what the node files depend on.
+const (
+	ConnectPhase = "connect"
+	FactsPhase   = "facts"
+)
+
+// needsFacts is what a phase that renders or checks node files needs run
+// first in the same command: the facts of its nodes.
+var needsFacts = []string{FactsPhase}
+
 // Connect reaches every node over SSH, verifying host keys per the lab's
 // policy. It always runs: a connection is what every later phase needs.
 func (c *Cluster) Connect() phase.Phase {
 	return phase.Phase{
-		Name:  "connect",
+		Name:  ConnectPhase,
 		Title: "reach every node over SSH (host keys: " + c.Lab.SSH.KnownHosts + ")",
 		Nodes: c.AllNodes,
 		Run: func(ctx context.Context, node string) error {
@@ -33,7 +44,8 @@ func (c *Cluster) Connect() phase.Phase {
 // that carries the node network. It only reads, so it always runs.
 func (c *Cluster) GatherFacts() phase.Phase {
 	return phase.Phase{
-		Name:  "facts",
+		Name:  FactsPhase,
+		Needs: []string{ConnectPhase},
 		Title: "read OS, arch, kernel and interfaces",
 		Nodes: c.AllNodes,
 		Run: func(ctx context.Context, node string) error {
@@ -74,6 +86,7 @@ func prepareScript(l *labfile.Lab, node string, f *Facts) string {
 func (c *Cluster) PrepareOS() phase.Phase {
 	return phase.Phase{
 		Name:  nodefiles.OS,
+		Needs: needsFacts,
 		Title: "hostname, /etc/hosts, swap off, sysctls, kernel modules",
 		Nodes: c.AllNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {

@@ -71,6 +71,13 @@ nodes:
   - {name: w1, roles: [worker], addresses: {lab: 10.9.0.21}}
 `
 
+// withFacts runs phases after a facts phase that does nothing: the test
+// cluster's facts are set already.
+func withFacts(phases ...phase.Phase) []phase.Phase {
+	facts := phase.Phase{Name: FactsPhase, Order: phase.Local, Run: func(context.Context, string) error { return nil }}
+	return append([]phase.Phase{facts}, phases...)
+}
+
 func newTestCluster(t *testing.T) (*Cluster, fakeDialer) {
 	t.Helper()
 	l, _, err := labfile.Parse("t.yaml", []byte(haLab))
@@ -140,7 +147,7 @@ func TestInitUploadsPrivateConfigAndRunsKubeadm(t *testing.T) {
 		return "", nil
 	}
 	eng := &phase.Engine{}
-	if err := eng.Run(context.Background(), []phase.Phase{c.Init()}); err != nil {
+	if err := eng.Run(context.Background(), withFacts(c.Init())); err != nil {
 		t.Fatal(err)
 	}
 	f, ok := cp1.uploads["/etc/lab/kubeadm/init.yaml"]
@@ -165,7 +172,7 @@ func TestInitUploadsPrivateConfigAndRunsKubeadm(t *testing.T) {
 	}
 	// Done once the API answers: a second run does not init again.
 	cp1.cmds = nil
-	if err := eng.Run(context.Background(), []phase.Phase{c.Init()}); err != nil {
+	if err := eng.Run(context.Background(), withFacts(c.Init())); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range cp1.cmds {
@@ -233,7 +240,7 @@ func TestJoinsPinTheCAAndRenewCredentialsOnce(t *testing.T) {
 		}
 	}
 	eng := &phase.Engine{}
-	if err := eng.Run(context.Background(), []phase.Phase{c.JoinControlPlanes(), c.JoinWorkers()}); err != nil {
+	if err := eng.Run(context.Background(), withFacts(c.JoinControlPlanes(), c.JoinWorkers())); err != nil {
 		t.Fatal(err)
 	}
 	hash, _ := CAHash(ca)
