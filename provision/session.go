@@ -44,8 +44,14 @@ type Options struct {
 	// pushed to the first control plane for cni: cilium.
 	LabNodeDir string
 	Helm       string
-	// CacheDir keeps downloads (helm) and built artifacts.
+	// CacheDir keeps downloads (helm) and built artifacts (see
+	// artifacts.Layout); "" for the user's default.
 	CacheDir string
+	// Userland finds the Debian root file system the build artifact
+	// source takes kube-proxy's iptables from, in the node image's cache
+	// directory. The CLI gives the docker node image's; nil limits the
+	// build source to Sets already in the cache.
+	Userland func(nodeImageDir string) (string, error)
 	// Vagrantfile is lab's Vagrantfile for vagrant labs (default: found
 	// beside the lab file or in a parent directory).
 	Vagrantfile string
@@ -301,7 +307,7 @@ func (s *session) keyFilesLocked() []string {
 
 // artifacts resolves where the files lab pushes to nodes come from.
 func (o Options) artifacts() steps.Artifacts {
-	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir}
+	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir, Userland: o.Userland}
 	if a.LabNodeDir == "" {
 		if exe, err := os.Executable(); err == nil {
 			a.LabNodeDir = filepath.Dir(exe)
