@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +97,33 @@ func TestNew(t *testing.T) {
 	l := &labfile.Lab{Metadata: labfile.Metadata{Name: "t"}, Provider: labfile.Provider{Type: "libvirt"}}
 	if _, err := New(l, Config{StateDir: dir}); err == nil {
 		t.Error("New made a provider of an unknown type")
+	}
+}
+
+// TestPinnedNeedsHostKeysOutOfBand: the lab file accepts the pinned
+// known-hosts policy exactly for the providers whose traits read host
+// keys out of band (labfile cannot import the registry, so it keeps its
+// own rule; this keeps the two in step).
+func TestPinnedNeedsHostKeysOutOfBand(t *testing.T) {
+	for _, typ := range labfile.ProviderTypes() {
+		src := `apiVersion: lab/v1alpha1
+kind: Lab
+metadata: {name: pin}
+provider: {type: ` + typ + `}
+networks: [{name: lab, cidr: 192.168.56.0/24}]
+kubernetes: {version: v1.34.12}
+cni: {type: builtin}
+ssh: {knownHosts: pinned, keyFiles: [~/.ssh/id_ed25519]}
+nodes:
+  - {name: cp1, roles: [control-plane], addresses: {lab: 192.168.56.11}}
+`
+		_, _, err := labfile.Parse("pin.yaml", []byte(src))
+		refused := err != nil && strings.Contains(err.Error(), "ssh.knownHosts")
+		if err != nil && !refused {
+			t.Fatalf("%s: the test lab is invalid for another reason: %v", typ, err)
+		}
+		if oob := Traits(&labfile.Lab{Provider: labfile.Provider{Type: typ}}).HostKeysOutOfBand; refused == oob {
+			t.Errorf("%s: HostKeysOutOfBand is %v, and labfile refuses pinned: %v (%v)", typ, oob, refused, err)
+		}
 	}
 }
