@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/nodefiles"
 )
@@ -53,12 +54,11 @@ func Render(l *labfile.Lab, only []string) ([]RenderedNode, error) {
 	return out, nil
 }
 
-// defaultFacts are what lab assumes of l's nodes before it has seen them.
+// defaultFacts are what lab assumes of l's nodes before it has seen them:
+// what their provider says of them.
 func defaultFacts(l *labfile.Lab) templates.Facts {
-	if l.Provider.Type == labfile.ProviderVagrant {
-		return templates.Facts{Interface: "eth1"}
-	}
-	return templates.Facts{Interface: "eth0", Container: l.Provider.Type == labfile.ProviderDocker}
+	t := registry.Traits(l)
+	return templates.Facts{Interface: t.NodeInterface, Container: t.Container()}
 }
 
 // WriteRendered writes each node's files under dir/<node>/<path>, with the

@@ -33,8 +33,9 @@ func Reset(ctx context.Context, l *labfile.Lab, o Options) error {
 	return s.dir.ClearJournal()
 }
 
-// Down deletes the nodes and networks the provider created for the lab and
-// the lab's state directory. Static hosts are left as they are.
+// Down deletes what the provider created for the lab (its traits say what
+// that is; static hosts are left as they are) and the lab's state
+// directory.
 func Down(ctx context.Context, l *labfile.Lab, o Options) error {
 	s, err := open(l, o, "down")
 	if err != nil {
@@ -42,9 +43,9 @@ func Down(ctx context.Context, l *labfile.Lab, o Options) error {
 	}
 	defer s.close()
 	start := time.Now()
-	s.rep.Event(phase.Event{Kind: phase.PhaseStart, Phase: "down", Message: "delete the " + l.Provider.Type + " nodes and networks of lab " + l.Metadata.Name, Nodes: []string{""}})
+	s.rep.Event(phase.Event{Kind: phase.PhaseStart, Phase: "down", Message: "delete what the " + l.Provider.Type + " provider made for lab " + l.Metadata.Name, Nodes: []string{""}})
 	if o.DryRun {
-		s.rep.Event(phase.Event{Kind: phase.NodePlan, Phase: "down", Lines: []string{"delete every container, volume and network labelled with the lab", "remove " + s.dir.Path()}})
+		s.rep.Event(phase.Event{Kind: phase.NodePlan, Phase: "down", Lines: []string{s.traits.Deletes, "remove " + s.dir.Path()}})
 		return nil
 	}
 	if err := s.prov.Delete(ctx, l); err != nil {

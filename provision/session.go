@@ -8,16 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/provider"
-	"github.com/labctl/lab/provision/provider/docker"
-	"github.com/labctl/lab/provision/provider/static"
-	"github.com/labctl/lab/provision/provider/vagrant"
+	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/provision/ssh"
 	"github.com/labctl/lab/provision/state"
 	"github.com/labctl/lab/provision/steps"
@@ -47,8 +44,14 @@ type Options struct {
 	// pushed to the first control plane for cni: cilium.
 	LabNodeDir string
 	Helm       string
-	// CacheDir keeps downloads (helm) and built artifacts.
+	// CacheDir keeps downloads (helm) and built artifacts (see
+	// artifacts.Layout); "" for the user's default.
 	CacheDir string
+	// Userland finds the Debian root file system the build artifact
+	// source takes kube-proxy's iptables from, in the node image's cache
+	// directory. The CLI gives the docker node image's; nil limits the
+	// build source to Sets already in the cache.
+	Userland func(nodeImageDir string) (string, error)
 	// Vagrantfile replaces the Vagrantfile built into lab for vagrant labs
 	// (default: the built-in one).
 	Vagrantfile string
@@ -61,15 +64,18 @@ type Options struct {
 // session is one command's hold on a lab: its state directory and lock, its
 // provider and its SSH transport.
 type session struct {
-	lab   *labfile.Lab
-	opts  Options
-	dir   *state.Dir
-	lock  *state.Lock
-	prov  provider.Provider
-	rep   phase.Reporter
-	tr    *ssh.Transport
-	mu    sync.Mutex
-	nodes map[string]provider.NodeInfo
+	lab  *labfile.Lab
+	opts Options
+	dir  *state.Dir
+	lock *state.Lock
+	prov provider.Provider
+	// traits are the lab's provider type's, even when Options.Provider
+	// stands in for the provider.
+	traits provider.Traits
+	rep    phase.Reporter
+	tr     *ssh.Transport
+	mu     sync.Mutex
+	nodes  map[string]provider.NodeInfo
 }
 
 // open takes the lab's lock and prepares its provider. The transport is
@@ -85,7 +91,8 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	}
 	prov := o.Provider
 	if prov == nil {
-		if prov, err = newProvider(l, o, dir.Path()); err != nil {
+		prov, err = registry.New(l, registry.Config{StateDir: dir.Path(), Vagrantfile: o.Vagrantfile})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -103,19 +110,7 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	if stale != "" {
 		rep.Event(phase.Event{Kind: phase.Info, Message: "took over the lock left by " + stale + ", which is no longer running"})
 	}
-	return &session{lab: l, opts: o, dir: dir, lock: lock, prov: prov, rep: rep, nodes: map[string]provider.NodeInfo{}}, nil
-}
-
-// newProvider makes the provider the lab file names.
-func newProvider(l *labfile.Lab, o Options, stateDir string) (provider.Provider, error) {
-	switch l.Provider.Type {
-	case labfile.ProviderDocker:
-		return docker.New(docker.Options{StateDir: stateDir})
-	case labfile.ProviderVagrant:
-		return vagrant.New(vagrant.Options{StateDir: stateDir, Vagrantfile: o.Vagrantfile})
-	default:
-		return static.Provider{}, nil
-	}
+	return &session{lab: l, opts: o, dir: dir, lock: lock, prov: prov, traits: registry.Traits(l), rep: rep, nodes: map[string]provider.NodeInfo{}}, nil
 }
 
 // openReadOnly is open without the lock, for commands that only look.
@@ -171,7 +166,7 @@ func (s *session) transport() (*ssh.Transport, error) {
 		// Container nodes answer SSH within seconds of Create; a stopped
 		// or unreachable one should fail the phase soon, not after the
 		// two minutes a booting VM may need.
-		ConnectTimeout: connectTimeout(l),
+		ConnectTimeout: s.traits.ConnectTimeout,
 		Output: func(line ssh.Line) {
 			s.rep.Event(phase.Event{Kind: phase.Log, Node: line.Node, Message: line.Text})
 		},
@@ -312,18 +307,11 @@ func (s *session) keyFilesLocked() []string {
 
 // artifacts resolves where the files lab pushes to nodes come from.
 func (o Options) artifacts() steps.Artifacts {
-	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir}
+	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir, Userland: o.Userland}
 	if a.LabNodeDir == "" {
 		if exe, err := os.Executable(); err == nil {
 			a.LabNodeDir = filepath.Dir(exe)
 		}
 	}
 	return a
-}
-
-func connectTimeout(l *labfile.Lab) time.Duration {
-	if l.Provider.Type == labfile.ProviderDocker {
-		return 30 * time.Second
-	}
-	return 2 * time.Minute
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/provision/state"
 	"github.com/labctl/lab/provision/steps"
 )
@@ -43,7 +44,7 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 	defer s.close()
 	c := steps.NewCluster(l, s.dir, s, s.rep)
 	c.Artifacts = o.artifacts()
-	c.Containers = defaultFacts(l).Container
+	c.Containers = s.traits.Container()
 	nodes := nodesPhase(l, s)
 	eng := &phase.Engine{
 		Report: s.rep,
@@ -60,10 +61,12 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 }
 
 // nodesPhase creates the lab's nodes through its provider (s is nil when
-// only planning). Static labs have nothing to create.
+// only planning). A provider that creates nothing is only asked where the
+// nodes are.
 func nodesPhase(l *labfile.Lab, s *session) phase.Phase {
-	if l.Provider.Type == labfile.ProviderStatic {
-		return phase.Phase{Name: "nodes", Title: "static hosts: nothing to create", Order: phase.Local,
+	t := registry.Traits(l)
+	if !t.CreatesNodes {
+		return phase.Phase{Name: "nodes", Title: t.Nodes.String() + ": nothing to create", Order: phase.Local,
 			Run: func(ctx context.Context, _ string) error { return s.refreshNodes(ctx) }}
 	}
 	return phase.Phase{

@@ -5,18 +5,17 @@ import (
 
 	"github.com/labctl/lab/internal/golden"
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/provider/registry"
 )
 
 // labs loads every example lab in labs/; each one must load cleanly.
 func labs(t *testing.T) map[string]*labfile.Lab { return golden.Labs(t, "../labs/*.yaml") }
 
-// testFacts are the facts a node of l has in these tests: the lab network
-// on eth1 behind VirtualBox's NAT NIC for vagrant labs, else on eth0.
+// testFacts are the facts a node of l has before lab has seen it: what its
+// provider says (the registry).
 func testFacts(l *labfile.Lab) Facts {
-	if l.Provider.Type == labfile.ProviderVagrant {
-		return Facts{Interface: "eth1"}
-	}
-	return Facts{Interface: "eth0", Container: l.Provider.Type == labfile.ProviderDocker}
+	t := registry.Traits(l)
+	return Facts{Interface: t.NodeInterface, Container: t.Container()}
 }
 
 // renderNode is every file of this package node n receives. The whole set,

@@ -14,7 +14,7 @@ import (
 
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/provider/docker/nodeimage"
+	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -50,7 +50,7 @@ archive is written to a temporary name and renamed when complete.`,
 			if err != nil {
 				return err
 			}
-			k := lab.Kubernetes
+			k := &lab.Kubernetes
 			if k.Artifacts != labfile.ArtifactsBuild && k.Artifacts != labfile.ArtifactsRelease {
 				return usageError{fmt.Errorf("%s: kubernetes.artifacts is %s: each node installs packages from repositories, so there is nothing to bundle; use release or build", lab.Path, k.Artifacts)}
 			}
@@ -58,26 +58,23 @@ archive is written to a temporary name and renamed when complete.`,
 				out = lab.Metadata.Name + "-bundle.tar"
 			}
 			start := time.Now()
-			q := artifacts.Query{Version: k.Version, Arch: arch, Source: k.Artifacts, ImageRepository: k.ImageRepository}
-			nodeImageDir := filepath.Join(s.CacheDir, "nodeimage")
-			o := artifacts.GatherOptions{
-				Userland: func() (string, error) { return nodeimage.BaseTarball(nodeImageDir) },
-				Log:      cmd.ErrOrStderr(),
+			lay, err := artifacts.NewLayout(s.CacheDir)
+			if err != nil {
+				return err
 			}
-			if r := k.Release; r != nil {
-				o.ReleaseURL, o.CNIPluginsURL = r.URL, r.CNIPluginsURL
-			}
-			set, _, err := artifacts.Cache{Root: filepath.Join(s.CacheDir, "artifacts")}.Gather(cmd.Context(), q, o)
+			rootfs := func() (string, error) { return userland(lay.NodeImageDir()) }
+			o := artifacts.GatherOptions{Userland: rootfs, Log: cmd.ErrOrStderr()}
+			set, _, err := lay.Cache().GatherFor(cmd.Context(), k, arch, o)
 			if err != nil {
 				return err
 			}
 			var extras []artifacts.Extra
-			if lab.Provider.Type == labfile.ProviderDocker {
-				base, err := nodeimage.BaseTarball(nodeImageDir)
+			if registry.Traits(lab).BundleRootFS {
+				base, err := rootfs()
 				if err != nil {
-					return fmt.Errorf("%s: a docker lab's bundle carries the node image's root file system: %w", lab.Path, err)
+					return fmt.Errorf("%s: a %s lab's bundle carries the node image's root file system: %w", lab.Path, lab.Provider.Type, err)
 				}
-				extras = append(extras, artifacts.Extra{Path: "nodeimage/" + filepath.Base(base), Src: base})
+				extras = append(extras, artifacts.NodeImageExtra(base))
 			}
 			m, size, err := writeBundleFile(out, lab.Metadata.Name, set, extras)
 			if err != nil {
@@ -147,7 +144,11 @@ interrupted import leaves nothing lab up would use.`,
 				}
 				r = f
 			}
-			m, err := artifacts.ReadBundle(r, s.CacheDir)
+			lay, err := artifacts.NewLayout(s.CacheDir)
+			if err != nil {
+				return err
+			}
+			m, err := artifacts.ReadBundle(r, lay)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

@@ -3,12 +3,19 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider/docker/nodeimage"
 	"github.com/spf13/cobra"
 )
+
+// userland finds the Debian root file system the build artifact source
+// takes kube-proxy's iptables from, and docker labs' bundles carry: the one
+// `lab image build` leaves in the node image's cache. It is the only link
+// from the generic commands to the docker provider's node image, handed
+// to provision and used by bundle create.
+func userland(nodeImageDir string) (string, error) { return nodeimage.BaseTarball(nodeImageDir) }
 
 func newImageCommand(s *settings) *cobra.Command {
 	img := &cobra.Command{Use: "image", Short: "Build the container node image"}
@@ -25,9 +32,13 @@ are generated per node at first boot. An image built from the same inputs is
 kept; --force rebuilds it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			lay, err := artifacts.NewLayout(s.CacheDir)
+			if err != nil {
+				return err
+			}
 			res, err := nodeimage.Build(cmd.Context(), nodeimage.Options{
 				Tag:      tag,
-				CacheDir: filepath.Join(s.CacheDir, "nodeimage"),
+				CacheDir: lay.NodeImageDir(),
 				Force:    force,
 				Log:      os.Stderr,
 			})

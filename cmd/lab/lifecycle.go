@@ -15,7 +15,7 @@ import (
 
 // baseOptions are the settings every command hands to provision.
 func baseOptions(s *settings) provision.Options {
-	return provision.Options{StateRoot: s.StateDir, DefaultKey: s.SSHKey, CacheDir: s.CacheDir, Vagrantfile: s.Vagrantfile}
+	return provision.Options{StateRoot: s.StateDir, DefaultKey: s.SSHKey, CacheDir: s.CacheDir, Userland: userland, Vagrantfile: s.Vagrantfile}
 }
 
 // options are baseOptions with the progress reporter; call the func when

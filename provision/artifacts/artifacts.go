@@ -101,19 +101,10 @@ func (s *Set) Binary(name string) *Binary {
 	return nil
 }
 
-// Cache is the artifact cache rooted at a directory.
+// Cache is the artifact cache rooted at a directory (see Layout for where
+// lab keeps it).
 type Cache struct {
 	Root string
-}
-
-// DefaultRoot is the cache under the user's cache directory:
-// $XDG_CACHE_HOME/lab/artifacts, usually ~/.cache/lab/artifacts.
-func DefaultRoot() (string, error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("artifact cache: %w", err)
-	}
-	return filepath.Join(dir, "lab", "artifacts"), nil
 }
 
 // versionDir holds one Kubernetes version's blobs and Sets.

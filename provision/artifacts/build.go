@@ -66,7 +66,7 @@ type BuildOptions struct {
 	// Default: registry.k8s.io.
 	ImageRepository string
 	// Userland is a Debian root file system as a tarball (the container
-	// node image's, see nodeimage.BaseTarball). kube-proxy runs iptables,
+	// node image's, kept in Layout.NodeImageDir). kube-proxy runs iptables,
 	// so its image carries Debian's iptables, as the upstream image does.
 	Userland string
 	// Go is the go command. Default: "go" on PATH.

@@ -69,7 +69,8 @@ type BundleFile struct {
 }
 
 // Extra is a file from outside the artifact cache that travels in a
-// bundle: Path is where it goes under the cache directory.
+// bundle: Path is where it goes under the cache directory (see
+// NodeImageExtra).
 type Extra struct {
 	Path string
 	Src  string
@@ -77,7 +78,7 @@ type Extra struct {
 
 // bundlePath is what a bundle may hold: the manifest's files are checked
 // against it so that nothing is written outside the cache directory.
-var bundlePath = regexp.MustCompile(`^(artifacts/v1\.[0-9]+\.[0-9]+/(blobs/sha256/[0-9a-f]{64}|[0-9a-f]{20}\.json)|nodeimage/base-[0-9a-f]+\.tar)$`)
+var bundlePath = regexp.MustCompile(`^(` + artifactsDir + `/v1\.[0-9]+\.[0-9]+/(blobs/sha256/[0-9a-f]{64}|[0-9a-f]{20}\.json)|` + nodeImageDir + `/base-[0-9a-f]+\.tar)$`)
 
 // WriteBundle writes sets, with their blobs, and extras to w as a bundle
 // for lab; gzip-compressed when compress is set. It returns the manifest.
@@ -100,7 +101,7 @@ func WriteBundle(w io.Writer, lab string, sets []*Set, extras []Extra, compress 
 			digests = append(digests, im.Digest)
 		}
 		for _, d := range digests {
-			p := path.Join("artifacts", s.Version, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+			p := path.Join(artifactsDir, s.Version, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
 			if seen[p] {
 				continue
 			}
@@ -116,7 +117,7 @@ func WriteBundle(w io.Writer, lab string, sets []*Set, extras []Extra, compress 
 			return nil, err
 		}
 		data = append(data, '\n')
-		tail = append(tail, entry{file: BundleFile{Path: path.Join("artifacts", s.Version, s.Key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
+		tail = append(tail, entry{file: BundleFile{Path: path.Join(artifactsDir, s.Version, s.Key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].file.Path < blobs[j].file.Path })
 	for _, x := range extras {
@@ -201,9 +202,10 @@ func copyFile(w io.Writer, src string, size int64) error {
 }
 
 // ReadBundle reads a bundle (plain or gzip-compressed tar) into the cache
-// directory dir — the artifact cache is dir/artifacts — and returns its
-// manifest. Files already in place with the right content are left alone.
-func ReadBundle(r io.Reader, dir string) (*BundleManifest, error) {
+// directory l and returns its manifest. Files already in place with the
+// right content are left alone.
+func ReadBundle(r io.Reader, l Layout) (*BundleManifest, error) {
+	dir := l.Root
 	br := bufio.NewReaderSize(r, 1<<20)
 	in := io.Reader(br)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {

@@ -47,14 +47,14 @@ func testSet(t *testing.T, root, source string) *Set {
 
 func writeTestBundle(t *testing.T, compress bool) ([]byte, []*Set, string) {
 	t.Helper()
-	root := filepath.Join(t.TempDir(), "artifacts")
+	root := Layout{Root: t.TempDir()}.ArtifactsDir()
 	sets := []*Set{testSet(t, root, SourceBuild), testSet(t, root, SourceRelease)}
-	extra := filepath.Join(t.TempDir(), "base.tar")
+	extra := filepath.Join(t.TempDir(), "base-0123abcd.tar")
 	if err := os.WriteFile(extra, []byte("debian root file system"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	m, err := WriteBundle(&buf, "lab1", sets, []Extra{{Path: "nodeimage/base-0123abcd.tar", Src: extra}}, compress)
+	m, err := WriteBundle(&buf, "lab1", sets, []Extra{NodeImageExtra(extra)}, compress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,14 +73,14 @@ func TestBundleRoundTrip(t *testing.T) {
 			t.Errorf("compress=%v: the same Sets made two different bundles", compress)
 		}
 		dir := t.TempDir()
-		m, err := ReadBundle(bytes.NewReader(data), dir)
+		m, err := ReadBundle(bytes.NewReader(data), Layout{Root: dir})
 		if err != nil {
 			t.Fatalf("compress=%v: %v", compress, err)
 		}
 		if m.Lab != "lab1" {
 			t.Errorf("lab %q", m.Lab)
 		}
-		c := Cache{Root: filepath.Join(dir, "artifacts")}
+		c := Layout{Root: dir}.Cache()
 		for _, want := range sets {
 			got, err := c.Find(Query{Version: want.Version, Arch: want.Arch, Source: want.Source})
 			if err != nil {
@@ -97,18 +97,18 @@ func TestBundleRoundTrip(t *testing.T) {
 				}
 			}
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, "nodeimage", "base-0123abcd.tar")); err != nil || string(b) != "debian root file system" {
+		if b, err := os.ReadFile(filepath.Join(Layout{Root: dir}.NodeImageDir(), "base-0123abcd.tar")); err != nil || string(b) != "debian root file system" {
 			t.Errorf("extra file: %q %v", b, err)
 		}
 		// A second import changes nothing and still succeeds; in
 		// particular it leaves the Sets' times, by which Find picks the
 		// newest, alone.
-		setFiles, _ := filepath.Glob(filepath.Join(dir, "artifacts", "*", "*.json"))
+		setFiles, _ := filepath.Glob(filepath.Join(Layout{Root: dir}.ArtifactsDir(), "*", "*.json"))
 		old := time.Now().Add(-time.Hour).Truncate(time.Second)
 		for _, f := range setFiles {
 			os.Chtimes(f, old, old)
 		}
-		if _, err := ReadBundle(bytes.NewReader(data), dir); err != nil {
+		if _, err := ReadBundle(bytes.NewReader(data), Layout{Root: dir}); err != nil {
 			t.Errorf("second import: %v", err)
 		}
 		for _, f := range setFiles {
@@ -198,14 +198,14 @@ func TestBundleRefusesDamage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			_, err := ReadBundle(bytes.NewReader(tc.data), dir)
+			_, err := ReadBundle(bytes.NewReader(tc.data), Layout{Root: dir})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one saying %q", err, tc.want)
 			}
 			t.Logf("error: %v", err)
 			// No Set is readable after a failed import, and no temporary
 			// file is left behind.
-			if sets, _ := filepath.Glob(filepath.Join(dir, "artifacts", "*", "*.json")); len(sets) > 0 {
+			if sets, _ := filepath.Glob(filepath.Join(Layout{Root: dir}.ArtifactsDir(), "*", "*.json")); len(sets) > 0 {
 				t.Errorf("a failed import left Sets: %v", sets)
 			}
 			assertNoTemporaries(t, dir)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+
+	"github.com/labctl/lab/provision/labfile"
 )
 
 // GatherOptions say how to make a Set that is not in the cache yet.
@@ -17,6 +19,19 @@ type GatherOptions struct {
 	ReleaseURL, CNIPluginsURL string
 	// Log receives progress.
 	Log io.Writer
+}
+
+// GatherFor returns the Set a lab's kubernetes section asks for, for nodes
+// of the Go architecture arch: from the cache, else made now by its
+// artifact source (with its release mirrors). `lab up` and `lab bundle
+// create` both gather through it, so a bundle holds the very Set up would
+// use.
+func (c Cache) GatherFor(ctx context.Context, k *labfile.Kubernetes, arch string, o GatherOptions) (set *Set, found bool, err error) {
+	q := Query{Version: k.Version, Arch: arch, Source: k.Artifacts, ImageRepository: k.ImageRepository}
+	if r := k.Release; r != nil {
+		o.ReleaseURL, o.CNIPluginsURL = r.URL, r.CNIPluginsURL
+	}
+	return c.Gather(ctx, q, o)
 }
 
 // Gather returns the Set q asks for: the newest one in the cache (made

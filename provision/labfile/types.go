@@ -44,6 +44,11 @@ const (
 	ProviderStatic  = "static"
 )
 
+// ProviderTypes returns every provider type a lab file may name.
+func ProviderTypes() []string {
+	return []string{ProviderVagrant, ProviderDocker, ProviderStatic}
+}
+
 // Provider says where nodes come from.
 type Provider struct {
 	Type    string         `yaml:"type"`

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,9 +73,7 @@ func (v *validator) header() {
 
 func (v *validator) provider() {
 	p := v.lab.Provider
-	switch p.Type {
-	case ProviderVagrant, ProviderDocker, ProviderStatic:
-	default:
+	if !slices.Contains(ProviderTypes(), p.Type) {
 		v.errorf("provider.type", "use vagrant, docker or static", "unknown provider %q", p.Type)
 	}
 	if p.Vagrant != nil && p.Type != ProviderVagrant {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
-	"github.com/labctl/lab/provision/provider/docker/nodeimage"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/nodefiles"
 )
@@ -118,20 +116,18 @@ func (c *Cluster) gatherArtifacts(ctx context.Context) (*artifacts.Set, error) {
 		}
 		arch = a
 	}
-	root, nodeImageCache, err := c.cacheDirs()
+	lay, err := artifacts.NewLayout(c.Artifacts.CacheDir)
 	if err != nil {
 		return nil, err
 	}
-	k := c.Lab.Kubernetes
-	q := artifacts.Query{Version: k.Version, Arch: arch, Source: k.Artifacts, ImageRepository: k.ImageRepository}
-	o := artifacts.GatherOptions{Userland: func() (string, error) { return nodeimage.BaseTarball(nodeImageCache) }}
-	if r := k.Release; r != nil {
-		o.ReleaseURL, o.CNIPluginsURL = r.URL, r.CNIPluginsURL
-	}
+	k := &c.Lab.Kubernetes
 	log := &lineWriter{emit: func(line string) { c.info("kubernetes", "", "%s", line) }}
-	o.Log = log
-	c.info("kubernetes", "", "artifacts: Kubernetes %s for %s from the %s source (cache %s)", k.Version, arch, k.Artifacts, root)
-	s, found, err := artifacts.Cache{Root: root}.Gather(ctx, q, o)
+	o := artifacts.GatherOptions{Log: log}
+	if u := c.Artifacts.Userland; u != nil {
+		o.Userland = func() (string, error) { return u(lay.NodeImageDir()) }
+	}
+	c.info("kubernetes", "", "artifacts: Kubernetes %s for %s from the %s source (cache %s)", k.Version, arch, k.Artifacts, lay.ArtifactsDir())
+	s, found, err := lay.Cache().GatherFor(ctx, k, arch, o)
 	log.Flush()
 	if err != nil {
 		return nil, err
@@ -140,16 +136,6 @@ func (c *Cluster) gatherArtifacts(ctx context.Context) (*artifacts.Set, error) {
 		c.info("kubernetes", "", "artifacts: found in the cache (set %s, made by the %s source)", s.Key, s.Source)
 	}
 	return s, nil
-}
-
-// cacheDirs are the artifact cache and the node image's cache: side by
-// side under the lab's --cache-dir, else the user's defaults.
-func (c *Cluster) cacheDirs() (artifactRoot, nodeImage string, err error) {
-	if d := c.Artifacts.CacheDir; d != "" {
-		return filepath.Join(d, "artifacts"), filepath.Join(d, "nodeimage"), nil
-	}
-	root, err := artifacts.DefaultRoot()
-	return root, "", err
 }
 
 // nodeImages are the images node runs: control planes all, other nodes

@@ -34,6 +34,12 @@ type Artifacts struct {
 	// once into CacheDir and checked against its published checksum.
 	Helm     string
 	CacheDir string
+	// Userland finds, in the node image's cache directory (see
+	// artifacts.Layout), the Debian root file system the build source
+	// takes kube-proxy's iptables from. The caller supplies it so that
+	// steps depend on no provider; when nil, the build source only finds
+	// Sets already in the cache.
+	Userland func(nodeImageDir string) (string, error)
 }
 
 // goarch maps uname -m to Go's architecture names.

@@ -8,17 +8,15 @@ import (
 	"testing"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/templates"
 )
 
 // factsFor is the guess `lab up` starts from before it looks at the nodes:
-// a VirtualBox VM's lab network is its second NIC (the first is NAT), a
-// container's or a static host's is eth0.
+// what the lab's provider says of them.
 func factsFor(l *labfile.Lab) templates.Facts {
-	if l.Provider.Type == labfile.ProviderVagrant {
-		return templates.Facts{Interface: "eth1"}
-	}
-	return templates.Facts{Interface: "eth0"}
+	t := registry.Traits(l)
+	return templates.Facts{Interface: t.NodeInterface, Container: t.Container()}
 }
 
 // ciliumLabs loads every lab in labs/ that uses Cilium, by file name.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labctl/lab/internal/golden"
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/templates"
 )
 
@@ -19,10 +20,8 @@ func labs(t *testing.T) map[string]*labfile.Lab { return golden.Labs(t, "../../l
 // testFacts are what `lab render` assumes of a node of l before lab has
 // seen it.
 func testFacts(l *labfile.Lab) templates.Facts {
-	if l.Provider.Type == labfile.ProviderVagrant {
-		return templates.Facts{Interface: "eth1"}
-	}
-	return templates.Facts{Interface: "eth0", Container: l.Provider.Type == labfile.ProviderDocker}
+	t := registry.Traits(l)
+	return templates.Facts{Interface: t.NodeInterface, Container: t.Container()}
 }
 
 func render(t *testing.T, l *labfile.Lab, n *labfile.Node) []Group {

@@ -61,7 +61,7 @@ func TestBuildArtifactsHACluster(t *testing.T) {
 
 	l := newLab(t, cli, image)
 	// The default cache, where buildSet put the Set.
-	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov}
+	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
 
 	// 2. lab up, phase by phase.
 	ev := &e2etest.Events{}
@@ -224,16 +224,16 @@ func newLabFrom(t *testing.T, cli *dockercli.CLI, lab func(name string, octet in
 // image repository: built on a fresh machine, from the cache afterwards.
 func buildSet(t *testing.T, ctx context.Context) *artifacts.Set {
 	t.Helper()
-	root, err := artifacts.DefaultRoot()
+	lay, err := artifacts.NewLayout("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	userland, err := nodeimage.BaseTarball("")
+	userland, err := nodeimage.BaseTarball(lay.NodeImageDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	set, cached, err := artifacts.Cache{Root: root}.Build(ctx, artifacts.BuildOptions{
+	set, cached, err := lay.Cache().Build(ctx, artifacts.BuildOptions{
 		Version: version, ImageRepository: imageRepository, Userland: userland, Log: testWriter{t},
 	})
 	if err != nil {

@@ -68,7 +68,7 @@ func TestReleaseArtifactsAndBundle(t *testing.T) {
 
 	// The cache holds a release Set: the mirror's programs, the images
 	// pulled by digest, with the build's image IDs (the same configs).
-	set, err := artifacts.Cache{Root: filepath.Join(cache1, "artifacts")}.Find(artifacts.Query{
+	set, err := artifacts.Layout{Root: cache1}.Cache().Find(artifacts.Query{
 		Version: version, Arch: runtime.GOARCH, Source: artifacts.SourceRelease, ImageRepository: m.Repo,
 	})
 	if err != nil {
@@ -121,7 +121,7 @@ func TestReleaseArtifactsAndBundle(t *testing.T) {
 	}
 	defer f.Close()
 	start = time.Now()
-	if _, err := artifacts.ReadBundle(f, cache2); err != nil {
+	if _, err := artifacts.ReadBundle(f, artifacts.Layout{Root: cache2}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("TIMING bundle import: %v", time.Since(start).Round(time.Millisecond))
