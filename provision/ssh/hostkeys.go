@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // ErrHostKeyChanged is matched (errors.Is) by the error for a node whose
@@ -374,18 +375,14 @@ func fakeAddr(addr string) net.Addr {
 	return a
 }
 
-// lockFile takes an exclusive flock on path, creating it (0600).
+// lockFile takes an exclusive lock on path, creating it (0600).
 func lockFile(path string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := filelock.Open(path, 0o600)
 	if err != nil {
 		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // Owner is who holds an address: the CNI (container ID, interface) pair,
@@ -53,13 +53,9 @@ func New(dir string, prefix netip.Prefix) (*Allocator, error) {
 // lock takes the directory's exclusive lock; call the returned func to
 // release it.
 func (a *Allocator) lock() (func(), error) {
-	f, err := os.OpenFile(filepath.Join(a.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := filelock.Open(filepath.Join(a.dir, "lock"), 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("ipam: lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("ipam: lock %s: %w", a.dir, err)
+		return nil, fmt.Errorf("ipam: %w", err)
 	}
 	return func() { f.Close() }, nil
 }
