@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -346,11 +345,11 @@ func checkRoom(dir string, need uint64) error {
 		}
 		probe = parent
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(probe, &st); err != nil {
+	free, err := freeSpace(probe)
+	if err != nil {
 		return nil // no figure to judge by; writing will tell
 	}
-	if free := st.Bavail * uint64(st.Bsize); need > free {
+	if need > free {
 		return fmt.Errorf("the bundle needs %d MiB in %s and only %d MiB are free", need>>20, dir, free>>20)
 	}
 	return nil

@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
+
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // hostSysctls are machine-wide settings that kubelets in container nodes
@@ -73,14 +74,11 @@ func (p *Provider) withRecord(fn func(r *sysctlRecord) *sysctlRecord) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := filelock.Open(path+".lock", 0o600)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
 	var r *sysctlRecord
 	data, err := os.ReadFile(path)
 	switch {
