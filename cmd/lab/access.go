@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/provision"
-	"github.com/labctl/lab/provision/state"
 	"github.com/spf13/cobra"
 )
 
@@ -101,7 +101,7 @@ also makes that context the current one.`,
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				return err
 			}
-			if err := state.WriteAtomic(path, merged, 0o600); err != nil {
+			if err := atomicfile.WriteFile(path, merged, 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "merged lab %s into %s as context %q\n", lab.Metadata.Name, path, lab.Metadata.Name)

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/internal/filelock"
 )
 
@@ -202,9 +203,9 @@ func (v *verified) verify(digest string, size int64) error {
 	return nil
 }
 
-// save writes the record back when it changed, through a temporary file
-// and a rename; two lab commands saving at once lose at most some
-// entries, which costs a hash later.
+// save writes the record back when it changed, atomically; two lab
+// commands saving at once lose at most some entries, which costs a hash
+// later, and so does a record that could not be written.
 func (v *verified) save() {
 	if !v.changed {
 		return
@@ -213,15 +214,7 @@ func (v *verified) save() {
 	if err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(v.dir, ".verified-*")
-	if err != nil {
-		return
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil && cerr == nil {
-		_ = os.Rename(tmp.Name(), filepath.Join(v.dir, verifiedFile))
-	}
+	_ = atomicfile.WriteFile(filepath.Join(v.dir, verifiedFile), data, 0o600)
 }
 
 var (
@@ -342,12 +335,7 @@ func (c Cache) store(s *Set) error {
 	if err != nil {
 		return err
 	}
-	p := setPath(s.dir, s.Key)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("artifact cache: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := atomicfile.WriteFile(setPath(s.dir, s.Key), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
 	}
 	return nil

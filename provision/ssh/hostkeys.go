@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/internal/filelock"
 )
 
@@ -284,7 +285,10 @@ func (h *hostKeys) record(addr string, key ssh.PublicKey, replace bool) error {
 	}
 	buf.WriteString(knownhosts.Line([]string{host}, key))
 	buf.WriteByte('\n')
-	if err := writeFileAtomic(h.file, buf.Bytes(), 0o600); err != nil {
+	if err := os.MkdirAll(filepath.Dir(h.file), 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(h.file, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	h.check = nil
@@ -326,44 +330,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// writeFileAtomic replaces path with data so that readers see the old or
-// the new content, never a part.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // fakeAddr is the net.Addr for addr given to knownhosts, which also checks

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/internal/filelock"
 )
 
@@ -59,37 +60,14 @@ func (d *Dir) Kubeconfig() string { return d.File("admin.conf") }
 // WriteFile writes name atomically with mode 0600: a crash leaves the old
 // content or the new, never half of it.
 func (d *Dir) WriteFile(name string, data []byte) error {
-	return WriteAtomic(d.File(name), data, 0o600)
+	if err := atomicfile.WriteFile(d.File(name), data, 0o600); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
 }
 
 // ReadFile reads a file of the directory.
 func (d *Dir) ReadFile(name string) ([]byte, error) { return os.ReadFile(d.File(name)) }
-
-// WriteAtomic writes path through a temporary file in the same directory,
-// fsyncs it and renames it into place.
-func WriteAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
 
 // Remove deletes the whole directory (lab down).
 func (d *Dir) Remove() error { return os.RemoveAll(d.path) }

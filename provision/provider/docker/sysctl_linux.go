@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/internal/filelock"
 )
 
@@ -102,7 +103,7 @@ func (p *Provider) withRecord(fn func(r *sysctlRecord) *sysctlRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(path, data)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // legacyValues are the host's values as a lab made by an older lab saved

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/internal/filelock"
 )
 
@@ -199,14 +200,10 @@ func (a *Allocator) write(ip netip.Addr, o Owner) error {
 	return writeFile(filepath.Join(a.dir, ip.String()), b)
 }
 
-// writeFile writes 0600 through a temporary file and a rename, so a crash
-// never leaves a half-written record.
+// writeFile writes a 0600 record atomically, so a crash never leaves a
+// half-written one.
 func writeFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("ipam: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("ipam: %w", err)
 	}
 	return nil

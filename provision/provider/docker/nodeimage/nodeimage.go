@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/internal/filelock"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
@@ -368,7 +369,9 @@ func (o *Options) debootstrap(ctx context.Context, dst string) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	// The tarball's presence is what says debootstrap is done: it must
+	// not appear before all of it is on disk.
+	if err := atomicfile.Replace(tmp, dst); err != nil {
 		return fmt.Errorf("node image cache: %w", err)
 	}
 	return nil
