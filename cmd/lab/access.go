@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/labctl/lab/internal/atomicfile"
@@ -40,9 +39,7 @@ With a command after --, it runs that command and exits with its status.`,
 			if s.Verbose {
 				fmt.Fprintln(os.Stderr, strings.Join(argv, " "))
 			}
-			// Replace lab with ssh: the terminal, signals and exit status
-			// all belong to the session from here on.
-			return syscall.Exec(path, argv, os.Environ())
+			return runSSH(path, argv)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "lab file (default ./lab.yaml)")
