@@ -7,11 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/provision"
-	"github.com/labctl/lab/provision/state"
 	"github.com/spf13/cobra"
 )
 
@@ -40,9 +39,7 @@ With a command after --, it runs that command and exits with its status.`,
 			if s.Verbose {
 				fmt.Fprintln(os.Stderr, strings.Join(argv, " "))
 			}
-			// Replace lab with ssh: the terminal, signals and exit status
-			// all belong to the session from here on.
-			return syscall.Exec(path, argv, os.Environ())
+			return runSSH(path, argv)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "lab file (default ./lab.yaml)")
@@ -101,7 +98,7 @@ also makes that context the current one.`,
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				return err
 			}
-			if err := state.WriteAtomic(path, merged, 0o600); err != nil {
+			if err := atomicfile.WriteFile(path, merged, 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "merged lab %s into %s as context %q\n", lab.Metadata.Name, path, lab.Metadata.Name)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider/registry"
@@ -88,25 +89,20 @@ archive is written to a temporary name and renamed when complete.`,
 	return cmd
 }
 
-// writeBundleFile writes the bundle through a temporary file beside out.
+// writeBundleFile writes the bundle atomically: an interrupted run leaves
+// no partial archive at out for someone to carry away.
 func writeBundleFile(out, lab string, set *artifacts.Set, extras []artifacts.Extra) (*artifacts.BundleManifest, int64, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
+	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer os.Remove(tmp.Name())
+	defer f.Discard()
 	compress := strings.HasSuffix(out, ".gz") || strings.HasSuffix(out, ".tgz")
-	m, err := artifacts.WriteBundle(tmp, lab, []*artifacts.Set{set}, extras, compress)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	m, err := artifacts.WriteBundle(f, lab, []*artifacts.Set{set}, extras, compress)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return nil, 0, err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := f.Commit(); err != nil {
 		return nil, 0, err
 	}
 	fi, err := os.Stat(out)

@@ -33,10 +33,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/labctl/lab/internal/atomicfile"
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // Binary is a program installed on nodes.
@@ -151,9 +151,9 @@ func (c Cache) Load(version, key string) (*Set, error) {
 // verified remembers which blobs of a version directory were hashed and
 // found whole, by what stat said of each just before: hashing every blob
 // of a lab's Set (about 1 GiB) took 1–3 s of every lab up. A blob that
-// still stats the same (size, mtime, ctime, inode, device) is taken as
-// verified; any write or rename changes its ctime or inode and it is
-// hashed again.
+// still stats the same (its fingerprint: on Unix size, mtime, ctime, inode
+// and device) is taken as verified; any write or rename changes its ctime
+// or inode and it is hashed again.
 type verified struct {
 	dir     string
 	seen    map[string]string // digest → fingerprint
@@ -170,15 +170,6 @@ func loadVerified(dir string) *verified {
 		_ = json.Unmarshal(data, &v.seen) // a damaged record only costs hashing
 	}
 	return v
-}
-
-// fingerprint is what stat says of a file, as one string.
-func fingerprint(p string) (string, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil {
-		return "", &fs.PathError{Op: "stat", Path: p, Err: err}
-	}
-	return fmt.Sprintf("%d %d.%09d %d.%09d %d %d", st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Dev), nil
 }
 
 // verify checks one blob: by its fingerprint when it was verified before,
@@ -203,9 +194,9 @@ func (v *verified) verify(digest string, size int64) error {
 	return nil
 }
 
-// save writes the record back when it changed, through a temporary file
-// and a rename; two lab commands saving at once lose at most some
-// entries, which costs a hash later.
+// save writes the record back when it changed, atomically; two lab
+// commands saving at once lose at most some entries, which costs a hash
+// later, and so does a record that could not be written.
 func (v *verified) save() {
 	if !v.changed {
 		return
@@ -214,15 +205,7 @@ func (v *verified) save() {
 	if err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(v.dir, ".verified-*")
-	if err != nil {
-		return
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil && cerr == nil {
-		_ = os.Rename(tmp.Name(), filepath.Join(v.dir, verifiedFile))
-	}
+	_ = atomicfile.WriteFile(filepath.Join(v.dir, verifiedFile), data, 0o600)
 }
 
 var (
@@ -343,12 +326,7 @@ func (c Cache) store(s *Set) error {
 	if err != nil {
 		return err
 	}
-	p := setPath(s.dir, s.Key)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("artifact cache: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := atomicfile.WriteFile(setPath(s.dir, s.Key), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
 	}
 	return nil
@@ -407,13 +385,9 @@ func lock(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("artifact cache: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := filelock.Open(filepath.Join(dir, "lock"), 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("artifact cache: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("artifact cache: lock %s: %w", dir, err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -17,8 +17,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/labctl/lab/internal/atomicfile"
 )
 
 // A bundle carries a lab's artifacts to a machine that can neither
@@ -348,11 +349,11 @@ func checkRoom(dir string, need uint64) error {
 		}
 		probe = parent
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(probe, &st); err != nil {
+	free, err := freeSpace(probe)
+	if err != nil {
 		return nil // no figure to judge by; writing will tell
 	}
-	if free := st.Bavail * uint64(st.Bsize); need > free {
+	if need > free {
 		return fmt.Errorf("the bundle needs %d MiB in %s and only %d MiB are free", need>>20, dir, free>>20)
 	}
 	return nil
@@ -374,27 +375,17 @@ func placeFile(r io.Reader, dst string, f BundleFile) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".import-*")
+	out, err := atomicfile.Create(dst, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer out.Discard()
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(tmp, h), r)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if _, err := io.Copy(io.MultiWriter(out, h), r); err != nil {
 		return err
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != f.Digest {
 		return fmt.Errorf("corrupt (digest %s, the manifest says %s)", got, f.Digest)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return out.Commit()
 }

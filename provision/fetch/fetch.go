@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	getter "github.com/hashicorp/go-getter/v2"
+
+	"github.com/labctl/lab/internal/atomicfile"
 )
 
 // IsRemote reports whether src names a remote source rather than a local
@@ -56,7 +58,7 @@ func File(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", redact(src), err)
 	}
-	return os.Rename(tmp, dst)
+	return atomicfile.Replace(tmp, dst)
 }
 
 // splitGit splits git::REPO//PATH?query into REPO?query and PATH.
@@ -92,11 +94,7 @@ func gitFile(ctx context.Context, repo, path, dst string) error {
 	if err != nil {
 		return fmt.Errorf("fetch %s: no %s in the repository", redact(repo), strings.TrimPrefix(clean, "/"))
 	}
-	tmp := dst + ".part"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
+	return atomicfile.WriteFile(dst, data, 0o644)
 }
 
 // redact drops credentials from a URL before it appears in an error.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+
+	"github.com/labctl/lab/internal/atomicfile"
 )
 
 // HelmVersion is the helm release lab pushes to nodes for cni: cilium.
@@ -68,20 +70,14 @@ func Extract(archive, member, dst string) error {
 		if path.Clean(h.Name) != path.Clean(member) || h.Typeflag != tar.TypeReg {
 			continue
 		}
-		tmp := dst + ".part"
-		out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+		out, err := atomicfile.Create(dst, 0o755)
 		if err != nil {
 			return err
 		}
+		defer out.Discard()
 		if _, err := io.Copy(out, io.LimitReader(tr, 512<<20)); err != nil {
-			out.Close()
-			os.Remove(tmp)
 			return err
 		}
-		if err := out.Close(); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		return os.Rename(tmp, dst)
+		return out.Commit()
 	}
 }

@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/labctl/lab/internal/atomicfile"
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // ErrHostKeyChanged is matched (errors.Is) by the error for a node whose
@@ -283,7 +285,10 @@ func (h *hostKeys) record(addr string, key ssh.PublicKey, replace bool) error {
 	}
 	buf.WriteString(knownhosts.Line([]string{host}, key))
 	buf.WriteByte('\n')
-	if err := writeFileAtomic(h.file, buf.Bytes(), 0o600); err != nil {
+	if err := os.MkdirAll(filepath.Dir(h.file), 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(h.file, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	h.check = nil
@@ -327,44 +332,6 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// writeFileAtomic replaces path with data so that readers see the old or
-// the new content, never a part.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 // fakeAddr is the net.Addr for addr given to knownhosts, which also checks
 // the remote address when it differs from the host name.
 func fakeAddr(addr string) net.Addr {
@@ -374,18 +341,14 @@ func fakeAddr(addr string) net.Addr {
 	return a
 }
 
-// lockFile takes an exclusive flock on path, creating it (0600).
+// lockFile takes an exclusive lock on path, creating it (0600).
 func lockFile(path string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := filelock.Open(path, 0o600)
 	if err != nil {
 		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
 }

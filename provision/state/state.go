@@ -16,8 +16,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/labctl/lab/internal/atomicfile"
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // Dir is one lab's state directory.
@@ -58,37 +60,14 @@ func (d *Dir) Kubeconfig() string { return d.File("admin.conf") }
 // WriteFile writes name atomically with mode 0600: a crash leaves the old
 // content or the new, never half of it.
 func (d *Dir) WriteFile(name string, data []byte) error {
-	return WriteAtomic(d.File(name), data, 0o600)
+	if err := atomicfile.WriteFile(d.File(name), data, 0o600); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
 }
 
 // ReadFile reads a file of the directory.
 func (d *Dir) ReadFile(name string) ([]byte, error) { return os.ReadFile(d.File(name)) }
-
-// WriteAtomic writes path through a temporary file in the same directory,
-// fsyncs it and renames it into place.
-func WriteAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
 
 // Remove deletes the whole directory (lab down).
 func (d *Dir) Remove() error { return os.RemoveAll(d.path) }
@@ -99,9 +78,9 @@ type Lock struct{ f *os.File }
 // ErrLocked is returned when another live process holds the lab's lock.
 var ErrLocked = errors.New("locked")
 
-// Lock takes the lab's lock without waiting. The lock is an flock(2) on a
-// file that also records the holder's pid and command: the kernel drops the
-// flock when its holder dies, so a lock left by a killed lab is taken over
+// Lock takes the lab's lock without waiting. The lock is a file lock
+// (internal/filelock) on a file that also records the holder's pid and
+// command: the system drops the lock when its holder dies, so a lock left by a killed lab is taken over
 // (staleHolder then says whose it was).
 func (d *Dir) Lock(command string) (l *Lock, staleHolder string, err error) {
 	f, err := os.OpenFile(d.File("lock"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -109,7 +88,12 @@ func (d *Dir) Lock(command string) (l *Lock, staleHolder string, err error) {
 		return nil, "", fmt.Errorf("state: %w", err)
 	}
 	prev, _ := os.ReadFile(f.Name())
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	ok, err := filelock.TryLock(f)
+	if err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("state: %w", err)
+	}
+	if !ok {
 		f.Close()
 		holder := strings.TrimSpace(string(prev))
 		if holder == "" {
@@ -132,7 +116,7 @@ func (d *Dir) Lock(command string) (l *Lock, staleHolder string, err error) {
 // Unlock releases the lock and clears the holder record.
 func (l *Lock) Unlock() error {
 	_ = l.f.Truncate(0)
-	err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	err := filelock.Unlock(l.f)
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}

@@ -54,7 +54,8 @@ type Options struct {
 	// DefaultBootTimeout.
 	BootTimeout time.Duration
 	// SysctlRecord is the host-wide record of the host settings node
-	// kubelets change. Default: DefaultSysctlRecord().
+	// kubelets change. Default: DefaultSysctlRecord(). Only Linux has one:
+	// elsewhere the nodes run in the Docker installation's VM (sysctl_other.go).
 	SysctlRecord string
 }
 

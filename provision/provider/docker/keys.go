@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/labctl/lab/internal/atomicfile"
 	"github.com/labctl/lab/provision/labfile"
 )
 
@@ -59,11 +60,11 @@ func (p *Provider) clientKey(lab *labfile.Lab) (string, error) {
 	line := authorizedLine(sshPub, comment)
 	// The public half is written last: its presence means the pair is
 	// complete.
-	if err := writeFile(priv, pem.EncodeToMemory(block)); err != nil {
-		return "", err
+	if err := atomicfile.WriteFile(priv, pem.EncodeToMemory(block), 0o600); err != nil {
+		return "", fmt.Errorf("write lab SSH key: %w", err)
 	}
-	if err := writeFile(pubPath, []byte(line+"\n")); err != nil {
-		return "", err
+	if err := atomicfile.WriteFile(pubPath, []byte(line+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write lab SSH key: %w", err)
 	}
 	return line, nil
 }
@@ -74,28 +75,4 @@ func authorizedLine(k ssh.PublicKey, comment string) string {
 		line += " " + comment
 	}
 	return line
-}
-
-// writeFile writes a 0600 file atomically.
-func writeFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -6,11 +6,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/labctl/lab/cmd/lab-node/internal/cniplugin"
+	"github.com/labctl/lab/internal/atomicfile"
 )
 
 // ConfFile is the name of the CNI network config lab-node writes. The "10-"
@@ -66,27 +66,12 @@ func InstallPlugin(dir string) (string, error) {
 	return dst, nil
 }
 
-// writeAtomic writes through a temporary file and a rename, so that no
-// reader (a runtime, a CNI invocation) ever sees half a file.
+// writeAtomic writes atomically, so that no reader (a runtime, a CNI
+// invocation) ever sees half a file, into a directory it creates first: a
+// fresh node may not have the CNI directories yet.
 func writeAtomic(path string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, bytes.NewReader(b)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(path, b, mode)
 }

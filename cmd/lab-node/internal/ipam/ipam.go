@@ -16,7 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/labctl/lab/internal/atomicfile"
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // Owner is who holds an address: the CNI (container ID, interface) pair,
@@ -53,13 +54,9 @@ func New(dir string, prefix netip.Prefix) (*Allocator, error) {
 // lock takes the directory's exclusive lock; call the returned func to
 // release it.
 func (a *Allocator) lock() (func(), error) {
-	f, err := os.OpenFile(filepath.Join(a.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := filelock.Open(filepath.Join(a.dir, "lock"), 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("ipam: lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("ipam: lock %s: %w", a.dir, err)
+		return nil, fmt.Errorf("ipam: %w", err)
 	}
 	return func() { f.Close() }, nil
 }
@@ -203,14 +200,10 @@ func (a *Allocator) write(ip netip.Addr, o Owner) error {
 	return writeFile(filepath.Join(a.dir, ip.String()), b)
 }
 
-// writeFile writes 0600 through a temporary file and a rename, so a crash
-// never leaves a half-written record.
+// writeFile writes a 0600 record atomically, so a crash never leaves a
+// half-written one.
 func writeFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("ipam: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("ipam: %w", err)
 	}
 	return nil

@@ -29,9 +29,10 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/labctl/lab/internal/atomicfile"
+	"github.com/labctl/lab/internal/filelock"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
 )
@@ -142,8 +143,16 @@ type Result struct {
 	Import      time.Duration
 }
 
+// ErrNeedsLinux is what Build returns on other systems: debootstrap is a
+// Debian tool, and cleaning up after a failed run detaches the mounts it
+// left inside the root file system, which only Linux has.
+var ErrNeedsLinux = errors.New("lab image build needs Linux (debootstrap and mounts); run it on a Linux host or in a Linux VM")
+
 // Build makes the node image unless an image with the same inputs exists.
 func Build(ctx context.Context, o Options) (*Result, error) {
+	if runtime.GOOS != "linux" {
+		return nil, ErrNeedsLinux
+	}
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -205,13 +214,9 @@ func lockDir(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("node image cache: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := filelock.Open(filepath.Join(dir, "lock"), 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("node image cache: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock node image cache: %w", err)
 	}
 	return func() { f.Close() }, nil
 }
@@ -364,7 +369,9 @@ func (o *Options) debootstrap(ctx context.Context, dst string) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	// The tarball's presence is what says debootstrap is done: it must
+	// not appear before all of it is on disk.
+	if err := atomicfile.Replace(tmp, dst); err != nil {
 		return fmt.Errorf("node image cache: %w", err)
 	}
 	return nil
@@ -404,7 +411,7 @@ func tail(path string, n int) string {
 // detached first so that removing the directory never reaches the host's.
 func removeRootfs(dir string) {
 	for _, m := range mountsUnder(dir) {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+		if err := detach(m); err != nil {
 			// Leave the directory rather than risk deleting through a mount.
 			return
 		}

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
+
+	"github.com/labctl/lab/internal/atomicfile"
+	"github.com/labctl/lab/internal/filelock"
 )
 
 // hostSysctls are machine-wide settings that kubelets in container nodes
@@ -73,14 +75,11 @@ func (p *Provider) withRecord(fn func(r *sysctlRecord) *sysctlRecord) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := filelock.Open(path+".lock", 0o600)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
 	var r *sysctlRecord
 	data, err := os.ReadFile(path)
 	switch {
@@ -104,7 +103,7 @@ func (p *Provider) withRecord(fn func(r *sysctlRecord) *sysctlRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(path, data)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // legacyValues are the host's values as a lab made by an older lab saved
