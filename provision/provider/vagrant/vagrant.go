@@ -15,6 +15,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/atomicfile"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,6 @@ import (
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider"
-	"github.com/labctl/lab/provision/state"
 )
 
 // embeddedVagrantfile is lab's Vagrantfile. The repository's top-level
@@ -86,13 +86,11 @@ func Prepare(dir string, l *labfile.Lab, vagrantfile []byte) error {
 	if vagrantfile == nil {
 		vagrantfile = embeddedVagrantfile
 	}
-	// state.WriteAtomic is the state directory's atomic write; when atomic
-	// writes move into their own package, this call moves with them.
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{{"Vagrantfile", vagrantfile}, {VMListFile, js}} {
-		if err := state.WriteAtomic(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
 			return fmt.Errorf("vagrant provider: writing the %s of lab %s: %w", f.name, l.Metadata.Name, err)
 		}
 	}
