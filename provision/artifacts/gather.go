@@ -21,13 +21,25 @@ type GatherOptions struct {
 	Log io.Writer
 }
 
+// FindFor returns the Set a lab's kubernetes section asks for, for nodes of
+// the Go architecture arch, when the cache holds it; an error wrapping
+// fs.ErrNotExist when it does not. It never builds or downloads.
+func (c Cache) FindFor(k *labfile.Kubernetes, arch string) (*Set, error) {
+	return c.Find(queryFor(k, arch))
+}
+
+// queryFor is the Query of a lab's Kubernetes settings for nodes of arch.
+func queryFor(k *labfile.Kubernetes, arch string) Query {
+	return Query{Version: k.Version, Arch: arch, Source: k.Artifacts, ImageRepository: k.ImageRepository}
+}
+
 // GatherFor returns the Set a lab's kubernetes section asks for, for nodes
 // of the Go architecture arch: from the cache, else made now by its
 // artifact source (with its release mirrors). `lab up` and `lab bundle
 // create` both gather through it, so a bundle holds the very Set up would
 // use.
 func (c Cache) GatherFor(ctx context.Context, k *labfile.Kubernetes, arch string, o GatherOptions) (set *Set, found bool, err error) {
-	q := Query{Version: k.Version, Arch: arch, Source: k.Artifacts, ImageRepository: k.ImageRepository}
+	q := queryFor(k, arch)
 	if r := k.Release; r != nil {
 		o.ReleaseURL, o.CNIPluginsURL = r.URL, r.CNIPluginsURL
 	}

@@ -82,39 +82,79 @@ func binarySums(s *artifacts.Set) []string {
 	return sums
 }
 
-// gatheredSet gathers (or finds in the cache) the lab's `build` or
-// `release` artifacts once per command, whichever node asks first.
+// gatheredSet is the lab's `build` or `release` artifacts for one command:
+// looked up in the cache once for the Done checks, which only read, and
+// gathered (built or downloaded when missing) once for Run, whichever node
+// asks first.
 type gatheredSet struct {
-	once sync.Once
-	set  *artifacts.Set
-	err  error
+	mu       sync.Mutex
+	looked   bool // the cache was asked
+	gathered bool // gathering ran (successfully or not)
+	set      *artifacts.Set
+	err      error
 }
 
+// artifactSet gathers the Set: from the cache, else from the lab's source.
 func (c *Cluster) artifactSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, error) {
-	g.once.Do(func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.set == nil && !g.gathered {
+		g.gathered = true
 		g.set, g.err = c.gatherArtifacts(ctx)
-	})
+	}
 	return g.set, g.err
+}
+
+// cachedSet is the Set when the cache holds it already, and nil when it
+// does not: it never builds or downloads anything.
+func (c *Cluster) cachedSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.set == nil && !g.looked && !g.gathered {
+		g.looked = true
+		arch, err := c.artifactArch()
+		if err != nil {
+			return nil, err
+		}
+		lay, err := artifacts.NewLayout(c.Artifacts.CacheDir)
+		if err != nil {
+			return nil, err
+		}
+		// A Set the cache lacks, or holds damaged, is for Run to gather
+		// again.
+		g.set, _ = lay.Cache().FindFor(&c.Lab.Kubernetes, arch)
+	}
+	return g.set, nil
+}
+
+// artifactArch is the Go architecture of the lab's Kubernetes nodes, which
+// must all be the same.
+func (c *Cluster) artifactArch() (string, error) {
+	arch := ""
+	for _, n := range c.kubeNodes() {
+		f, err := c.Facts(n)
+		if err != nil {
+			return "", err
+		}
+		a, err := goarch(f.Arch)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", n, err)
+		}
+		if arch != "" && a != arch {
+			return "", fmt.Errorf("the %s artifact source gathers for one architecture, and the nodes are %s and %s", c.Lab.Kubernetes.Artifacts, arch, a)
+		}
+		arch = a
+	}
+	return arch, nil
 }
 
 // gatherArtifacts returns the Set for the lab's version, source and the
 // nodes' architecture: one already in the cache (made here, or imported
 // from a bundle), else one the source makes now.
 func (c *Cluster) gatherArtifacts(ctx context.Context) (*artifacts.Set, error) {
-	arch := ""
-	for _, n := range c.kubeNodes() {
-		f, err := c.Facts(n)
-		if err != nil {
-			return nil, err
-		}
-		a, err := goarch(f.Arch)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n, err)
-		}
-		if arch != "" && a != arch {
-			return nil, fmt.Errorf("the %s artifact source gathers for one architecture, and the nodes are %s and %s", c.Lab.Kubernetes.Artifacts, arch, a)
-		}
-		arch = a
+	arch, err := c.artifactArch()
+	if err != nil {
+		return nil, err
 	}
 	lay, err := artifacts.NewLayout(c.Artifacts.CacheDir)
 	if err != nil {
@@ -338,8 +378,10 @@ func (c *Cluster) kubernetesArtifacts() phase.Phase {
 		Title: "kubeadm, kubelet, kubectl " + v + " and its images, " + title,
 		Nodes: c.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
-			s, err := c.artifactSet(ctx, g)
-			if err != nil {
+			// Done only reads: a Set the cache lacks is not on the
+			// nodes either, and Run gathers it.
+			s, err := c.cachedSet(ctx, g)
+			if err != nil || s == nil {
 				return false, err
 			}
 			return c.setInstalled(ctx, node, s)

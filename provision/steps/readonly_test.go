@@ -2,10 +2,13 @@ package steps
 
 import (
 	"context"
+	"io/fs"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
 )
@@ -106,5 +109,29 @@ func TestWritesPattern(t *testing.T) {
 		if got := writes.MatchString(cmd); got != want {
 			t.Errorf("%q: writes = %v, want %v", cmd, got, want)
 		}
+	}
+}
+
+// TestKubernetesDoneNeverGathers: with artifacts gathered on this machine
+// (build), the kubernetes phase's Done check looks in the cache and, when
+// the Set is not there, says "not done" at once; building is Run's work.
+func TestKubernetesDoneNeverGathers(t *testing.T) {
+	c, _ := newTestCluster(t)
+	c.Lab.Kubernetes.Artifacts = labfile.ArtifactsBuild
+	c.Artifacts.CacheDir = t.TempDir()
+	p := c.Kubernetes()
+	done, err := p.Done(t.Context(), "cp1")
+	if err != nil || done {
+		t.Fatalf("Done = %v, %v; want false, nil", done, err)
+	}
+	var made []string
+	_ = filepath.WalkDir(c.Artifacts.CacheDir, func(path string, d fs.DirEntry, err error) error {
+		if path != c.Artifacts.CacheDir {
+			made = append(made, path)
+		}
+		return nil
+	})
+	if len(made) > 0 {
+		t.Errorf("the Done check wrote into the artifact cache: %v", made)
 	}
 }
