@@ -85,7 +85,13 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	if o.StateRoot == "" {
 		return nil, errors.New("no state directory configured")
 	}
-	dir, err := state.Open(o.StateRoot, l.Metadata.Name)
+	// A dry run changes nothing: no lock, no state directory made, no
+	// host key recorded.
+	open := state.Open
+	if o.DryRun {
+		open, o.readOnly = state.Look, true
+	}
+	dir, err := open(o.StateRoot, l.Metadata.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +163,13 @@ func (s *session) transport() (*ssh.Transport, error) {
 		jumps = append(jumps, ssh.Target{Name: fmt.Sprintf("bastion%d", i+1), Host: b.Host, Port: b.Port, User: b.User})
 	}
 	tr, err := ssh.New(ssh.Config{
-		KeyFiles:   keys,
-		Agent:      l.SSH.AgentEnabled() && os.Getenv("SSH_AUTH_SOCK") != "",
-		Passphrase: s.opts.Passphrase,
-		KnownHosts: s.dir.KnownHosts(),
-		Policy:     ssh.Policy(l.SSH.KnownHosts),
-		Jumps:      jumps,
+		KeyFiles:           keys,
+		Agent:              l.SSH.AgentEnabled() && os.Getenv("SSH_AUTH_SOCK") != "",
+		Passphrase:         s.opts.Passphrase,
+		KnownHosts:         s.dir.KnownHosts(),
+		KnownHostsReadOnly: s.opts.DryRun,
+		Policy:             ssh.Policy(l.SSH.KnownHosts),
+		Jumps:              jumps,
 		// Container nodes answer SSH within seconds of Create; a stopped
 		// or unreachable one should fail the phase soon, not after the
 		// two minutes a booting VM may need.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/provider"
 	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/provision/state"
 	"github.com/labctl/lab/provision/steps"
@@ -66,7 +67,7 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 func nodesPhase(l *labfile.Lab, s *session) phase.Phase {
 	t := registry.Traits(l)
 	if !t.CreatesNodes {
-		return phase.Phase{Name: "nodes", Title: t.Nodes.String() + ": nothing to create", Order: phase.Local,
+		return phase.Phase{Name: "nodes", Title: t.Nodes.String() + ": nothing to create", Order: phase.Local, ReadOnly: true,
 			Run: func(ctx context.Context, _ string) error { return s.refreshNodes(ctx) }}
 	}
 	return phase.Phase{
@@ -82,5 +83,30 @@ func nodesPhase(l *labfile.Lab, s *session) phase.Phase {
 		Describe: func(string) []string {
 			return []string{fmt.Sprintf("%s: create %d nodes and their networks, or keep the running ones", l.Provider.Type, len(l.Nodes))}
 		},
+		// A dry run asks the provider which nodes exist and run.
+		Plan: func(ctx context.Context, _ string) ([]string, error) {
+			if err := s.refreshNodes(ctx); err != nil {
+				return nil, err
+			}
+			return s.missingNodes(), nil
+		},
 	}
+}
+
+// missingNodes says which of the lab's nodes the provider would create or
+// start, as the nodes phase's dry run reports them; nil when every node
+// runs.
+func (s *session) missingNodes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var would []string
+	for _, n := range s.lab.Nodes {
+		switch in, ok := s.nodes[n.Name]; {
+		case !ok || in.State == provider.StateMissing:
+			would = append(would, "create "+n.Name)
+		case in.State == provider.StateStopped:
+			would = append(would, "start "+n.Name)
+		}
+	}
+	return would
 }

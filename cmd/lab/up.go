@@ -38,7 +38,7 @@ and changes nothing; after a failure or an interruption it resumes.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd, args, nil) },
 	}
 	f := cmd.PersistentFlags()
-	f.BoolVar(&dryRun, "dry-run", false, "print what each phase would do on each node; change nothing")
+	f.BoolVar(&dryRun, "dry-run", false, "connect and check, then print per node what each phase would do (or that it is done); change nothing, take no lock")
 	f.StringSliceVar(&skip, "skip-phases", nil, "phases not to run")
 	f.StringVar(&until, "until", "", "stop after this phase")
 	f.IntVar(&limit, "limit", 32, "nodes worked on at once in parallel phases")

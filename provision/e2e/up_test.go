@@ -4,7 +4,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
+	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/templates"
 )
 
@@ -103,6 +108,55 @@ func (l *testLab) snapshot(t testing.TB, ctx context.Context) map[string]map[str
 	return out
 }
 
+// dryRun runs lab up --dry-run (through the vip phase) and returns its
+// events; a dry run never fails for what it finds.
+func (l *testLab) dryRun(t *testing.T, ctx context.Context) []phase.Event {
+	t.Helper()
+	ev := &e2etest.Events{}
+	o := l.options(ev)
+	o.DryRun = true
+	if err := provision.Up(ctx, l.lab, o); err != nil {
+		t.Fatalf("lab up --dry-run: %v\n%s", err, ev.Failures())
+	}
+	return ev.All()
+}
+
+// planned is what a dry run says phase would do on node, or nil when it
+// said the node is done (or said nothing).
+func planned(evs []phase.Event, ph, node string) []string {
+	for _, e := range evs {
+		if e.Kind == phase.NodePlan && e.Phase == ph && e.Node == node {
+			return e.Lines
+		}
+	}
+	return nil
+}
+
+// dirSnapshot lists every file under dir with its size, mode and
+// modification time, or "absent".
+func dirSnapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %d %v %s\n", path, fi.Size(), fi.Mode(), fi.ModTime().Format(time.RFC3339Nano))
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return "absent"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
 // TestIdempotentRerun runs up a second time and proves it changed nothing
 // on the nodes: no managed file was rewritten (same inode, mtime, content)
 // and no service restarted (same main PID and activation time). Its
@@ -111,8 +165,45 @@ func TestIdempotentRerun(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labSpec{prefix: "idem", cps: 3, workers: 1})
 	ctx := e2etest.Context(t, 8*time.Minute)
+
+	// A dry run before anything exists: every node would be created, and
+	// nothing is written, not even the state directory.
+	plan := l.dryRun(t, ctx)
+	if lines := planned(plan, "nodes", ""); len(lines) != len(l.nodes()) || !strings.HasPrefix(lines[0], "create ") {
+		t.Errorf("dry run of a new lab: the nodes phase would %q, want to create %d nodes", lines, len(l.nodes()))
+	}
+	if _, err := os.Stat(l.stateDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run made the state directory: %v", err)
+	}
+
 	l.mustUp(t, ctx)
 	l.waitOneHolder(t, ctx, 30*time.Second)
+
+	// A dry run of the converged lab connects, checks and finds every
+	// node of every phase that checks its work done, and writes nothing
+	// in the state directory.
+	stateBefore := dirSnapshot(t, l.stateDir())
+	plan = l.dryRun(t, ctx)
+	for _, ph := range []string{"os", "packages", "loadbalancer"} {
+		done := 0
+		for _, e := range plan {
+			if e.Phase == ph && e.Kind == phase.NodePlan {
+				t.Errorf("dry run of the converged lab: %s on %s would: %q", ph, e.Node, e.Lines)
+			}
+			if e.Phase == ph && e.Kind == phase.NodeSkip && e.Message == "done" {
+				done++
+			}
+		}
+		if done == 0 {
+			t.Errorf("dry run: no node reported done in phase %s", ph)
+		}
+	}
+	if lines := planned(plan, "nodes", ""); lines != nil {
+		t.Errorf("dry run of the converged lab: the nodes phase would %q", lines)
+	}
+	if after := dirSnapshot(t, l.stateDir()); after != stateBefore {
+		t.Errorf("a dry run changed the state directory:\nbefore:\n%s\nafter:\n%s", stateBefore, after)
+	}
 
 	before := l.snapshot(t, ctx)
 	// The snapshot must be of something: what the first run set up.

@@ -55,6 +55,13 @@ type Phase struct {
 	Run func(ctx context.Context, node string) error
 	// Describe says what Run would do on node, for --dry-run. Optional.
 	Describe func(node string) []string
+	// ReadOnly phases change nothing anywhere (connect, facts): a dry run
+	// runs them for real, so that the Done checks after them can look.
+	ReadOnly bool
+	// Plan, when set, tells a dry run what the phase would do on node,
+	// looking (read-only) where Done cannot: nil lines mean nothing to do.
+	// Local phases whose work is elsewhere (creating nodes) use it.
+	Plan func(ctx context.Context, node string) ([]string, error)
 	// Needs names the earlier phases whose results in this same run the
 	// phase uses (connections, facts). Selecting a phase alone (lab up
 	// phase NAME) runs what it needs first; skipping a needed phase is an
@@ -73,10 +80,44 @@ type Engine struct {
 	Only []string
 	// Until, if set, stops after this phase (--until).
 	Until string
-	// DryRun reports what each phase would do without running it.
+	// DryRun changes nothing: read-only phases run, every other phase
+	// runs its read-only Done check on each node and reports "done" or
+	// what it would do there. A node a read-only phase could not reach
+	// is reported, not checked further, and does not stop the run.
 	DryRun bool
-	// Completed, if set, is told about every node a phase finished.
+	// Completed, if set, is told about every node a phase finished (not in
+	// a dry run, which finishes nothing).
 	Completed func(phase, node string, took time.Duration)
+}
+
+// dryRun is what one dry run learns as it goes: the Engine holds settings
+// only.
+type dryRun struct {
+	mu sync.Mutex
+	// unreachable holds why a node was not checked further.
+	unreachable map[string]string
+}
+
+// why says why the dry run did not check node further, or "".
+func (d *dryRun) why(node string) string {
+	if d == nil {
+		return ""
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.unreachable[node]
+}
+
+func (d *dryRun) markUnreachable(node, why string) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unreachable == nil {
+		d.unreachable = map[string]string{}
+	}
+	d.unreachable[node] = why
 }
 
 // Check verifies that the names in Skip, Only and Until are phases of the
@@ -167,11 +208,15 @@ func (e *Engine) Run(ctx context.Context, phases []Phase) error {
 	if report == nil {
 		report = Discard{}
 	}
+	var dr *dryRun
+	if e.DryRun {
+		dr = &dryRun{}
+	}
 	start := time.Now()
 	for _, p := range phases {
 		if !sel[p.Name] {
 			report.Event(Event{Kind: PhaseSkip, Phase: p.Name, Message: "not selected"})
-		} else if err := e.runPhase(ctx, report, p); err != nil {
+		} else if err := e.runPhase(ctx, report, dr, p); err != nil {
 			report.Event(Event{Kind: RunFail, Elapsed: time.Since(start), Message: err.Error()})
 			return err
 		}
@@ -184,7 +229,7 @@ func (e *Engine) Run(ctx context.Context, phases []Phase) error {
 	return nil
 }
 
-func (e *Engine) runPhase(ctx context.Context, report Reporter, p Phase) error {
+func (e *Engine) runPhase(ctx context.Context, report Reporter, dr *dryRun, p Phase) error {
 	var nodes []string
 	if p.Nodes != nil {
 		nodes = p.Nodes()
@@ -198,29 +243,29 @@ func (e *Engine) runPhase(ctx context.Context, report Reporter, p Phase) error {
 	}
 	start := time.Now()
 	report.Event(Event{Kind: PhaseStart, Phase: p.Name, Message: p.Title, Nodes: nodes})
-	if e.DryRun {
+	if e.DryRun && !p.ReadOnly {
 		for _, n := range nodes {
-			var what []string
-			if p.Describe != nil {
-				what = p.Describe(n)
-			}
-			report.Event(Event{Kind: NodePlan, Phase: p.Name, Node: n, Lines: what})
+			e.plan(ctx, report, dr, p, n)
 		}
 		report.Event(Event{Kind: PhaseDone, Phase: p.Name, Elapsed: time.Since(start)})
 		return nil
 	}
 	var err error
+	if e.DryRun {
+		// Only reachable nodes are looked at further.
+		nodes = slices.DeleteFunc(nodes, func(n string) bool { return dr.why(n) != "" })
+	}
 	switch p.Order {
 	case Serial, Local:
 		for _, n := range nodes {
-			if err = e.runNode(ctx, report, p, n); err != nil {
+			if err = e.runNode(ctx, report, dr, p, n); err != nil {
 				break
 			}
 		}
 	default:
-		err = e.fanOut(ctx, report, p, nodes)
+		err = e.fanOut(ctx, report, dr, p, nodes)
 	}
-	if err != nil {
+	if err != nil && !e.DryRun {
 		report.Event(Event{Kind: PhaseFail, Phase: p.Name, Elapsed: time.Since(start), Message: err.Error()})
 		return fmt.Errorf("phase %s: %w", p.Name, err)
 	}
@@ -228,9 +273,42 @@ func (e *Engine) runPhase(ctx context.Context, report Reporter, p Phase) error {
 	return nil
 }
 
+// plan reports, for a dry run, whether p is done on node n or what it
+// would do there, using only read-only checks.
+func (e *Engine) plan(ctx context.Context, report Reporter, dr *dryRun, p Phase, n string) {
+	start := time.Now()
+	var would []string
+	if p.Describe != nil {
+		would = p.Describe(n)
+	}
+	switch {
+	case dr.why(n) != "":
+		would = append([]string{"(not checked: " + dr.why(n) + ")"}, would...)
+	case p.Plan != nil:
+		lines, err := p.Plan(ctx, n)
+		if err != nil {
+			would = append([]string{"(could not check: " + err.Error() + ")"}, would...)
+		} else if lines == nil {
+			report.Event(Event{Kind: NodeSkip, Phase: p.Name, Node: n, Elapsed: time.Since(start), Message: "done"})
+			return
+		} else {
+			would = lines
+		}
+	case p.Done != nil:
+		done, err := p.Done(ctx, n)
+		if err != nil {
+			would = append([]string{"(could not check: " + err.Error() + ")"}, would...)
+		} else if done {
+			report.Event(Event{Kind: NodeSkip, Phase: p.Name, Node: n, Elapsed: time.Since(start), Message: "done"})
+			return
+		}
+	}
+	report.Event(Event{Kind: NodePlan, Phase: p.Name, Node: n, Elapsed: time.Since(start), Lines: would})
+}
+
 // fanOut runs p on every node within the engine's limit and returns every
 // node's error, each prefixed with its node.
-func (e *Engine) fanOut(ctx context.Context, report Reporter, p Phase, nodes []string) error {
+func (e *Engine) fanOut(ctx context.Context, report Reporter, dr *dryRun, p Phase, nodes []string) error {
 	limit := e.Limit
 	if limit <= 0 {
 		limit = 32
@@ -254,7 +332,7 @@ func (e *Engine) fanOut(ctx context.Context, report Reporter, p Phase, nodes []s
 				return
 			}
 			defer func() { <-sem }()
-			if err := e.runNode(ctx, report, p, n); err != nil {
+			if err := e.runNode(ctx, report, dr, p, n); err != nil {
 				mu.Lock()
 				errs[n] = err
 				mu.Unlock()
@@ -265,11 +343,12 @@ func (e *Engine) fanOut(ctx context.Context, report Reporter, p Phase, nodes []s
 	return joinSorted(errs)
 }
 
-func (e *Engine) runNode(ctx context.Context, report Reporter, p Phase, n string) error {
+func (e *Engine) runNode(ctx context.Context, report Reporter, dr *dryRun, p Phase, n string) error {
 	start := time.Now()
 	report.Event(Event{Kind: NodeStart, Phase: p.Name, Node: n})
 	fail := func(err error) error {
 		report.Event(Event{Kind: NodeFail, Phase: p.Name, Node: n, Elapsed: time.Since(start), Message: err.Error()})
+		dr.markUnreachable(n, p.Name+" failed")
 		return nameNode(n, err)
 	}
 	if p.Done != nil {
@@ -303,7 +382,7 @@ func nameNode(node string, err error) error {
 }
 
 func (e *Engine) completed(phase, node string, took time.Duration) {
-	if e.Completed != nil {
+	if e.Completed != nil && !e.DryRun {
 		e.Completed(phase, node, took)
 	}
 }

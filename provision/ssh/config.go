@@ -84,6 +84,10 @@ type Config struct {
 	// directory). It is created 0600 when a key is first recorded.
 	KnownHosts string
 	Policy     Policy // default AcceptNew
+	// KnownHostsReadOnly never writes KnownHosts: a key the policy would
+	// record is trusted by this transport only (lab up --dry-run, which
+	// changes nothing). Changed keys are refused as always.
+	KnownHostsReadOnly bool
 
 	// Jumps are jump hosts, outermost first (like ProxyJump a,b). Their
 	// host keys are checked like nodes' (under Pinned they need HostKeys

@@ -93,6 +93,48 @@ func TestFirstUseOnceAcrossProcesses(t *testing.T) {
 	}
 }
 
+// TestReadOnlyKnownHosts: a dry run trusts a new host's key for itself
+// without writing known_hosts, keeps to that key, and refuses a key other
+// than the one the file or a provider's pin holds.
+func TestReadOnlyKnownHosts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	target := Target{Name: "n1", Host: "10.0.0.1", Port: 22}
+	remote := fakeAddr(target.Addr())
+	h, err := newHostKeys(file, AcceptNew, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.readOnly = true
+	first, second := newHostKey(t), newHostKey(t)
+	if err := h.callback(target)("", remote, first); err != nil {
+		t.Fatalf("first contact: %v", err)
+	}
+	if err := h.callback(target)("", remote, first); err != nil {
+		t.Fatalf("the same key again: %v", err)
+	}
+	if err := h.callback(target)("", remote, second); !errors.Is(err, ErrHostKeyChanged) {
+		t.Fatalf("another key for the same host: %v", err)
+	}
+	pinned, err := newHostKeys(file, Pinned, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned.readOnly = true
+	target.HostKeys = []ssh.PublicKey{first}
+	if err := pinned.callback(target)("", remote, first); err != nil {
+		t.Fatalf("the pinned key: %v", err)
+	}
+	if err := pinned.callback(target)("", remote, second); !errors.Is(err, ErrHostKeyChanged) {
+		t.Fatalf("a key other than the pinned one: %v", err)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("known_hosts was written in read-only mode: %v", err)
+	}
+	if _, err := os.Stat(file + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("known_hosts.lock was made in read-only mode: %v", err)
+	}
+}
+
 // newHostKey is a fresh ed25519 host key.
 func newHostKey(t *testing.T) ssh.PublicKey {
 	t.Helper()

@@ -43,6 +43,9 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	keys, err := newHostKeys(c.KnownHosts, c.Policy, c.Logf)
+	if err == nil {
+		keys.readOnly = c.KnownHostsReadOnly
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -31,10 +31,11 @@ type Dir struct {
 // Open creates (if needed) and opens the state directory of lab name under
 // root. An existing directory with looser permissions is tightened.
 func Open(root, name string) (*Dir, error) {
-	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
-		return nil, fmt.Errorf("state: invalid lab name %q", name)
+	d, err := Look(root, name)
+	if err != nil {
+		return nil, err
 	}
-	p := filepath.Join(root, name)
+	p := d.path
 	if err := os.MkdirAll(p, 0o700); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
@@ -42,6 +43,17 @@ func Open(root, name string) (*Dir, error) {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	return &Dir{path: p}, nil
+}
+
+// Look names the state directory of lab name under root without creating
+// or changing anything, for a command that must not write (lab up
+// --dry-run): the directory may not exist, and then every file in it reads
+// as missing.
+func Look(root, name string) (*Dir, error) {
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return nil, fmt.Errorf("state: invalid lab name %q", name)
+	}
+	return &Dir{path: filepath.Join(root, name)}, nil
 }
 
 // Path is the directory's path.

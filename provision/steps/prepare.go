@@ -27,9 +27,10 @@ var needsFacts = []string{FactsPhase}
 // policy. It always runs: a connection is what every later phase needs.
 func (c *Cluster) Connect() phase.Phase {
 	return phase.Phase{
-		Name:  ConnectPhase,
-		Title: "reach every node over SSH (host keys: " + c.Lab.SSH.KnownHosts + ")",
-		Nodes: c.AllNodes,
+		Name:     ConnectPhase,
+		ReadOnly: true,
+		Title:    "reach every node over SSH (host keys: " + c.Lab.SSH.KnownHosts + ")",
+		Nodes:    c.AllNodes,
 		Run: func(ctx context.Context, node string) error {
 			_, err := c.run(ctx, node, "true")
 			return err
@@ -44,10 +45,11 @@ func (c *Cluster) Connect() phase.Phase {
 // that carries the node network. It only reads, so it always runs.
 func (c *Cluster) GatherFacts() phase.Phase {
 	return phase.Phase{
-		Name:  FactsPhase,
-		Needs: []string{ConnectPhase},
-		Title: "read OS, arch, kernel and interfaces",
-		Nodes: c.AllNodes,
+		Name:     FactsPhase,
+		ReadOnly: true,
+		Needs:    []string{ConnectPhase},
+		Title:    "read OS, arch, kernel and interfaces",
+		Nodes:    c.AllNodes,
 		Run: func(ctx context.Context, node string) error {
 			out, err := c.run(ctx, node, factsScript)
 			if err != nil {
