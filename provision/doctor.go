@@ -5,8 +5,8 @@ import (
 
 	"github.com/labctl/lab/bpf/preflight"
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
-	"github.com/labctl/lab/provision/steps"
+	"github.com/labctl/lab/provision/phases"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // Doctor runs the kernel check of the lab's datapath on every cluster node
@@ -22,8 +22,8 @@ func Doctor(ctx context.Context, l *labfile.Lab, o Options) ([]preflight.Report,
 	if err := s.refreshNodes(ctx); err != nil {
 		return nil, err
 	}
-	c := steps.NewCluster(l, s.dir, s, s.rep)
-	c.Artifacts = o.artifacts()
-	err = (&phase.Engine{Report: s.rep, Limit: o.Limit}).Run(ctx, []phase.Phase{c.Connect(), c.GatherFacts(), c.Preflight()})
+	c := phases.NewRun(l, s.dir, s, s.rep)
+	c.Sources = o.sources()
+	err = (&workflow.Engine{Report: s.rep, Limit: o.Limit}).Run(ctx, []workflow.Phase{c.Connect(), c.GatherFacts(), c.Preflight()})
 	return c.PreflightReports(), err
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
-	"github.com/labctl/lab/provision/steps"
+	"github.com/labctl/lab/provision/phases"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // PlannedPhase is one line of `lab plan`: what a phase does and where.
@@ -24,14 +24,14 @@ type PlannedPhase struct {
 // one touches: the very phase list Up runs. Phases with no nodes are left
 // out.
 func UpPlan(l *labfile.Lab) []PlannedPhase {
-	c := steps.NewCluster(l, nil, nil, nil)
+	c := phases.NewRun(l, nil, nil, nil)
 	var plan []PlannedPhase
 	for _, p := range UpPhases(l, c, nodesPhase(l, nil)) {
 		pp := PlannedPhase{Name: p.Name, Title: p.Title, Order: p.Order.String()}
 		if p.Nodes != nil {
 			pp.Nodes = p.Nodes()
 		}
-		if p.Order == phase.Local && (p.Nodes == nil || len(pp.Nodes) > 0) {
+		if p.Order == workflow.Local && (p.Nodes == nil || len(pp.Nodes) > 0) {
 			pp.Nodes = []string{"(this machine)"}
 		}
 		if len(pp.Nodes) > 0 {

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
-	"github.com/labctl/lab/provision/steps"
+	"github.com/labctl/lab/provision/phases"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // Reset wipes Kubernetes and everything else lab up installed from every
@@ -21,9 +21,9 @@ func Reset(ctx context.Context, l *labfile.Lab, o Options) error {
 	if err := s.refreshNodes(ctx); err != nil {
 		return err
 	}
-	c := steps.NewCluster(l, s.dir, s, s.rep)
-	eng := &phase.Engine{Report: s.rep, Limit: o.Limit, DryRun: o.DryRun, Skip: o.Skip}
-	if err := eng.Run(ctx, []phase.Phase{c.Connect(), c.Reset(), c.Audit()}); err != nil {
+	c := phases.NewRun(l, s.dir, s, s.rep)
+	eng := &workflow.Engine{Report: s.rep, Limit: o.Limit, DryRun: o.DryRun, Skip: o.Skip}
+	if err := eng.Run(ctx, []workflow.Phase{c.Connect(), c.Reset(), c.Audit()}); err != nil {
 		return err
 	}
 	if o.DryRun {
@@ -43,18 +43,18 @@ func Down(ctx context.Context, l *labfile.Lab, o Options) error {
 	}
 	defer s.close()
 	start := time.Now()
-	s.rep.Event(phase.Event{Kind: phase.PhaseStart, Phase: "down", Message: "delete what the " + l.Provider.Type + " provider made for lab " + l.Metadata.Name, Nodes: []string{""}})
+	s.rep.Event(workflow.Event{Kind: workflow.PhaseStart, Phase: "down", Message: "delete what the " + l.Provider.Type + " provider made for lab " + l.Metadata.Name, Nodes: []string{""}})
 	if o.DryRun {
-		s.rep.Event(phase.Event{Kind: phase.NodePlan, Phase: "down", Lines: []string{s.traits.Deletes, "remove " + s.dir.Path()}})
+		s.rep.Event(workflow.Event{Kind: workflow.NodePlan, Phase: "down", Lines: []string{s.traits.Deletes, "remove " + s.dir.Path()}})
 		return nil
 	}
 	if err := s.prov.Delete(ctx, l); err != nil {
-		s.rep.Event(phase.Event{Kind: phase.PhaseFail, Phase: "down", Elapsed: time.Since(start), Message: err.Error()})
+		s.rep.Event(workflow.Event{Kind: workflow.PhaseFail, Phase: "down", Elapsed: time.Since(start), Message: err.Error()})
 		return err
 	}
 	if err := s.dir.Remove(); err != nil {
 		return err
 	}
-	s.rep.Event(phase.Event{Kind: phase.PhaseDone, Phase: "down", Elapsed: time.Since(start)})
+	s.rep.Event(workflow.Event{Kind: workflow.PhaseDone, Phase: "down", Elapsed: time.Since(start)})
 	return nil
 }

@@ -12,12 +12,12 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/phases"
 	"github.com/labctl/lab/provision/provider"
 	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/provision/ssh"
 	"github.com/labctl/lab/provision/state"
-	"github.com/labctl/lab/provision/steps"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 )
 
@@ -29,10 +29,10 @@ type Options struct {
 	// DefaultKey is the user's default SSH key, tried after the lab's own.
 	DefaultKey string
 	// Report receives progress events. Default: discarded.
-	Report phase.Reporter
+	Report workflow.Reporter
 	// Limit bounds parallel work per phase (default 32 nodes at once).
 	Limit int
-	// DryRun, Skip, Only and Until select what runs (see phase.Engine).
+	// DryRun, Skip, Only and Until select what runs (see workflow.Engine).
 	DryRun bool
 	Skip   []string
 	Only   []string
@@ -72,7 +72,7 @@ type session struct {
 	// traits are the lab's provider type's, even when Options.Provider
 	// stands in for the provider.
 	traits provider.Traits
-	rep    phase.Reporter
+	rep    workflow.Reporter
 	tr     *ssh.Transport
 	mu     sync.Mutex
 	nodes  map[string]provider.NodeInfo
@@ -111,10 +111,10 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	}
 	rep := o.Report
 	if rep == nil {
-		rep = phase.Discard{}
+		rep = workflow.Discard{}
 	}
 	if stale != "" {
-		rep.Event(phase.Event{Kind: phase.Info, Message: "took over the lock left by " + stale + ", which is no longer running"})
+		rep.Event(workflow.Event{Kind: workflow.Info, Message: "took over the lock left by " + stale + ", which is no longer running"})
 	}
 	return &session{lab: l, opts: o, dir: dir, lock: lock, prov: prov, traits: registry.Traits(l), rep: rep, nodes: map[string]provider.NodeInfo{}}, nil
 }
@@ -175,10 +175,10 @@ func (s *session) transport() (*ssh.Transport, error) {
 		// two minutes a booting VM may need.
 		ConnectTimeout: s.traits.ConnectTimeout,
 		Output: func(line ssh.Line) {
-			s.rep.Event(phase.Event{Kind: phase.Log, Node: line.Node, Message: line.Text})
+			s.rep.Event(workflow.Event{Kind: workflow.Log, Node: line.Node, Message: line.Text})
 		},
 		Logf: func(format string, args ...any) {
-			s.rep.Event(phase.Event{Kind: phase.Log, Message: fmt.Sprintf(format, args...)})
+			s.rep.Event(workflow.Event{Kind: workflow.Log, Message: fmt.Sprintf(format, args...)})
 		},
 	})
 	if err != nil {
@@ -188,8 +188,8 @@ func (s *session) transport() (*ssh.Transport, error) {
 	return tr, nil
 }
 
-// Dial implements steps.Dialer over the SSH transport.
-func (s *session) Dial(ctx context.Context, node string) (steps.Conn, error) {
+// Dial implements phases.Dialer over the SSH transport.
+func (s *session) Dial(ctx context.Context, node string) (phases.Conn, error) {
 	s.mu.Lock()
 	in, ok := s.nodes[node]
 	s.mu.Unlock()
@@ -226,11 +226,11 @@ func (s *session) Dial(ctx context.Context, node string) (steps.Conn, error) {
 	return conn{c: c, node: node, rep: s.rep}, nil
 }
 
-// conn adapts an SSH client to steps.Conn.
+// conn adapts an SSH client to phases.Conn.
 type conn struct {
 	c    *ssh.Client
 	node string
-	rep  phase.Reporter
+	rep  workflow.Reporter
 }
 
 func (c conn) Run(ctx context.Context, cmd string) (string, error) {
@@ -238,7 +238,7 @@ func (c conn) Run(ctx context.Context, cmd string) (string, error) {
 	return string(out), err
 }
 
-// MaskSecrets implements steps.SecretMasker: the transport masks them in
+// MaskSecrets implements phases.SecretMasker: the transport masks them in
 // every node's output and errors from now on.
 func (c conn) MaskSecrets(secrets ...string) { c.c.Secrets().Add(secrets...) }
 
@@ -250,9 +250,9 @@ func (c conn) Upload(ctx context.Context, files []templates.File) (int, error) {
 	return c.upload(ctx, up)
 }
 
-// UploadLocal implements steps.LocalUploader: files are streamed from disk
+// UploadLocal implements phases.LocalUploader: files are streamed from disk
 // and skipped where the node already has them.
-func (c conn) UploadLocal(ctx context.Context, files []steps.LocalFile) (int, error) {
+func (c conn) UploadLocal(ctx context.Context, files []phases.LocalFile) (int, error) {
 	up := make([]ssh.File, len(files))
 	for i, f := range files {
 		up[i] = ssh.File{Dst: f.Dst, Src: f.Src, Mode: f.Mode}
@@ -265,7 +265,7 @@ func (c conn) UploadLocal(ctx context.Context, files []steps.LocalFile) (int, er
 func (c conn) upload(ctx context.Context, files []ssh.File) (int, error) {
 	st, err := c.c.Upload(ctx, files...)
 	if err == nil && st.Bytes >= 1<<20 {
-		c.rep.Event(phase.Event{Kind: phase.Progress, Node: c.node, Bytes: st.Bytes, Elapsed: st.Elapsed,
+		c.rep.Event(workflow.Event{Kind: workflow.Progress, Node: c.node, Bytes: st.Bytes, Elapsed: st.Elapsed,
 			Message: fmt.Sprintf("(%d files written, %d unchanged)", st.Written, st.Files-st.Written-st.Fixed)})
 	}
 	return st.Written + st.Fixed, err
@@ -312,9 +312,9 @@ func (s *session) keyFilesLocked() []string {
 	return keys
 }
 
-// artifacts resolves where the files lab pushes to nodes come from.
-func (o Options) artifacts() steps.Artifacts {
-	a := steps.Artifacts{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir, Userland: o.Userland}
+// sources resolves where the files lab pushes to nodes come from.
+func (o Options) sources() phases.Sources {
+	a := phases.Sources{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir, Userland: o.Userland}
 	if a.LabNodeDir == "" {
 		if exe, err := os.Executable(); err == nil {
 			a.LabNodeDir = filepath.Dir(exe)

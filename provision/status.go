@@ -18,8 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/phases"
 	"github.com/labctl/lab/provision/provider"
-	"github.com/labctl/lab/provision/steps"
 )
 
 // NodeStatus is one node in `lab status`.
@@ -68,7 +68,7 @@ func Status(ctx context.Context, l *labfile.Lab, o Options) (*LabStatus, error) 
 			done[e.Node] = append(done[e.Node], e.Phase)
 		}
 	}
-	c := steps.NewCluster(l, s.dir, s, s.rep)
+	c := phases.NewRun(l, s.dir, s, s.rep)
 	st.Nodes = make([]NodeStatus, len(l.Nodes))
 	var wg sync.WaitGroup
 	for i := range l.Nodes {

@@ -6,16 +6,16 @@ import (
 	"time"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/phases"
 	"github.com/labctl/lab/provision/provider"
 	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/provision/state"
-	"github.com/labctl/lab/provision/steps"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // UpPhases is the ordered phase list of `lab up`.
-func UpPhases(l *labfile.Lab, c *steps.Cluster, nodesPhase phase.Phase) []phase.Phase {
-	list := []phase.Phase{
+func UpPhases(l *labfile.Lab, c *phases.Run, nodesPhase workflow.Phase) []workflow.Phase {
+	list := []workflow.Phase{
 		nodesPhase,
 		c.Connect(),
 		c.GatherFacts(),
@@ -43,11 +43,11 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 		return err
 	}
 	defer s.close()
-	c := steps.NewCluster(l, s.dir, s, s.rep)
-	c.Artifacts = o.artifacts()
+	c := phases.NewRun(l, s.dir, s, s.rep)
+	c.Sources = o.sources()
 	c.Containers = s.traits.Container()
 	nodes := nodesPhase(l, s)
-	eng := &phase.Engine{
+	eng := &workflow.Engine{
 		Report: s.rep,
 		Limit:  o.Limit,
 		Skip:   o.Skip,
@@ -64,16 +64,16 @@ func Up(ctx context.Context, l *labfile.Lab, o Options) error {
 // nodesPhase creates the lab's nodes through its provider (s is nil when
 // only planning). A provider that creates nothing is only asked where the
 // nodes are.
-func nodesPhase(l *labfile.Lab, s *session) phase.Phase {
+func nodesPhase(l *labfile.Lab, s *session) workflow.Phase {
 	t := registry.Traits(l)
 	if !t.CreatesNodes {
-		return phase.Phase{Name: "nodes", Title: t.Nodes.String() + ": nothing to create", Order: phase.Local, ReadOnly: true,
+		return workflow.Phase{Name: "nodes", Title: t.Nodes.String() + ": nothing to create", Order: workflow.Local, ReadOnly: true,
 			Run: func(ctx context.Context, _ string) error { return s.refreshNodes(ctx) }}
 	}
-	return phase.Phase{
+	return workflow.Phase{
 		Name:  "nodes",
 		Title: "create the " + l.Provider.Type + " nodes (running ones are kept)",
-		Order: phase.Local,
+		Order: workflow.Local,
 		Run: func(ctx context.Context, _ string) error {
 			if err := s.prov.Create(ctx, l); err != nil {
 				return err

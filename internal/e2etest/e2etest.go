@@ -23,9 +23,9 @@ import (
 	"time"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/provider/docker"
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // Context bounds a test's work so that a hang fails it with a message
@@ -135,17 +135,17 @@ func ReserveSubnet(t testing.TB, ctx context.Context, cli *dockercli.CLI, prefix
 	return nil
 }
 
-// Events collects the progress events of a run; it is a phase.Reporter.
+// Events collects the progress events of a run; it is a workflow.Reporter.
 type Events struct {
 	// Hook, when set, sees each event first (on the engine's goroutine).
-	Hook func(phase.Event)
+	Hook func(workflow.Event)
 
 	mu   sync.Mutex
-	list []phase.Event
+	list []workflow.Event
 }
 
 // Event records ev.
-func (e *Events) Event(ev phase.Event) {
+func (e *Events) Event(ev workflow.Event) {
 	if e.Hook != nil {
 		e.Hook(ev)
 	}
@@ -155,7 +155,7 @@ func (e *Events) Event(ev phase.Event) {
 }
 
 // All returns a copy of the events so far.
-func (e *Events) All() []phase.Event {
+func (e *Events) All() []workflow.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.list)
@@ -166,7 +166,7 @@ func (e *Events) All() []phase.Event {
 func (e *Events) Failures() string {
 	var b strings.Builder
 	for _, ev := range e.All() {
-		if ev.Kind == phase.NodeFail || ev.Kind == phase.PhaseFail {
+		if ev.Kind == workflow.NodeFail || ev.Kind == workflow.PhaseFail {
 			fmt.Fprintf(&b, "  %s %s %s: %s\n", ev.Kind, ev.Phase, ev.Node, ev.Message)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // TestRunTimeErrors breaks a node of a running lab three ways and proves
@@ -99,8 +99,8 @@ func TestRunTimeErrors(t *testing.T) {
 		// The victim is killed as the loadbalancer phase starts on it:
 		// its SSH connection (made in connect) now leads nowhere.
 		ev := &e2etest.Events{}
-		ev.Hook = func(e phase.Event) {
-			if e.Kind == phase.NodeStart && e.Phase == "loadbalancer" && e.Node == victim {
+		ev.Hook = func(e workflow.Event) {
+			if e.Kind == workflow.NodeStart && e.Phase == "loadbalancer" && e.Node == victim {
 				if _, err := l.cli.Run(ctx, "kill", "--signal", "KILL", l.container(victim)); err != nil {
 					t.Errorf("docker kill: %v", err)
 				}

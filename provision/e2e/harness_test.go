@@ -20,10 +20,10 @@ import (
 	"github.com/labctl/lab/internal/tooltest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/provider/docker"
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
 	"github.com/labctl/lab/provision/provider/docker/dockertest"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // labSpec says what lab a test needs.
@@ -152,7 +152,7 @@ func (l *testLab) loadBalancers() []string {
 
 // options are the Up options of the tests: the lab's own state root, and
 // the test's Docker client (it may be a daemon DOCKER_HOST does not name).
-func (l *testLab) options(rep phase.Reporter) provision.Options {
+func (l *testLab) options(rep workflow.Reporter) provision.Options {
 	return provision.Options{StateRoot: l.stateRoot, Report: rep, Until: "vip", Provider: l.prov}
 }
 
@@ -286,13 +286,13 @@ func (l *testLab) waitActive(t testing.TB, ctx context.Context, node string, tim
 // notSkipped lists the node events of a run that did work: a node-done in
 // any phase but connect and facts (which only read and always run) or the
 // local phases (nodes, vip: they check, they change nothing when done).
-func notSkipped(evs []phase.Event) []string {
+func notSkipped(evs []workflow.Event) []string {
 	var out []string
 	for _, ev := range evs {
 		if ev.Node == "" || ev.Phase == "connect" || ev.Phase == "facts" {
 			continue
 		}
-		if ev.Kind == phase.NodeDone || ev.Kind == phase.NodeFail {
+		if ev.Kind == workflow.NodeDone || ev.Kind == workflow.NodeFail {
 			out = append(out, fmt.Sprintf("%s %s %s", ev.Kind, ev.Phase, ev.Node))
 		}
 	}

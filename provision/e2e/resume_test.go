@@ -26,7 +26,7 @@ import (
 	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/nodefiles"
 )
@@ -48,7 +48,7 @@ func buildLab(t *testing.T) string {
 
 // cliRun is one run of the lab command.
 type cliRun struct {
-	events []phase.Event
+	events []workflow.Event
 	stderr string
 	err    error
 	took   time.Duration
@@ -59,7 +59,7 @@ type cliRun struct {
 func (r cliRun) lastPhase() string {
 	last := "(none)"
 	for _, ev := range r.events {
-		if ev.Kind == phase.PhaseStart {
+		if ev.Kind == workflow.PhaseStart {
 			last = ev.Phase
 		}
 	}
@@ -114,13 +114,13 @@ func (l *testLab) cliUp(t testing.TB, ctx context.Context, bin string, killAfter
 }
 
 // parseEvents reads --output json; a killed run may end in half a line.
-func parseEvents(t testing.TB, out []byte, partial bool) []phase.Event {
+func parseEvents(t testing.TB, out []byte, partial bool) []workflow.Event {
 	t.Helper()
-	var evs []phase.Event
+	var evs []workflow.Event
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var ev phase.Event
+		var ev workflow.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			if partial {
 				continue
@@ -329,7 +329,7 @@ func TestResume(t *testing.T) {
 		if did := notSkipped(noop.events); len(did) > 0 {
 			t.Errorf("run %d (%s): the run after convergence did work: %v", i+1, what, did)
 		}
-		if !hasEvent(noop.events, phase.RunDone) {
+		if !hasEvent(noop.events, workflow.RunDone) {
 			t.Errorf("run %d: the no-op run printed no run-done event", i+1)
 		}
 		if t.Failed() {
@@ -387,7 +387,7 @@ func TestResumeBetweenInstallAndRestart(t *testing.T) {
 	l.checkConverged(t, ctx)
 }
 
-func hasEvent(evs []phase.Event, k phase.Kind) bool {
+func hasEvent(evs []workflow.Event, k workflow.Kind) bool {
 	for _, ev := range evs {
 		if ev.Kind == k {
 			return true

@@ -16,7 +16,7 @@ import (
 
 	"github.com/labctl/lab/internal/e2etest"
 	"github.com/labctl/lab/provision"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 )
 
@@ -110,7 +110,7 @@ func (l *testLab) snapshot(t testing.TB, ctx context.Context) map[string]map[str
 
 // dryRun runs lab up --dry-run (through the vip phase) and returns its
 // events; a dry run never fails for what it finds.
-func (l *testLab) dryRun(t *testing.T, ctx context.Context) []phase.Event {
+func (l *testLab) dryRun(t *testing.T, ctx context.Context) []workflow.Event {
 	t.Helper()
 	ev := &e2etest.Events{}
 	o := l.options(ev)
@@ -123,9 +123,9 @@ func (l *testLab) dryRun(t *testing.T, ctx context.Context) []phase.Event {
 
 // planned is what a dry run says phase would do on node, or nil when it
 // said the node is done (or said nothing).
-func planned(evs []phase.Event, ph, node string) []string {
+func planned(evs []workflow.Event, ph, node string) []string {
 	for _, e := range evs {
-		if e.Kind == phase.NodePlan && e.Phase == ph && e.Node == node {
+		if e.Kind == workflow.NodePlan && e.Phase == ph && e.Node == node {
 			return e.Lines
 		}
 	}
@@ -187,10 +187,10 @@ func TestIdempotentRerun(t *testing.T) {
 	for _, ph := range []string{"os", "packages", "loadbalancer"} {
 		done := 0
 		for _, e := range plan {
-			if e.Phase == ph && e.Kind == phase.NodePlan {
+			if e.Phase == ph && e.Kind == workflow.NodePlan {
 				t.Errorf("dry run of the converged lab: %s on %s would: %q", ph, e.Node, e.Lines)
 			}
-			if e.Phase == ph && e.Kind == phase.NodeSkip && e.Message == "done" {
+			if e.Phase == ph && e.Kind == workflow.NodeSkip && e.Message == "done" {
 				done++
 			}
 		}

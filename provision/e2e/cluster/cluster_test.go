@@ -30,11 +30,11 @@ import (
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/provider/docker"
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
 	"github.com/labctl/lab/provision/provider/docker/dockertest"
 	"github.com/labctl/lab/provision/provider/docker/nodeimage"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates/nodefiles"
 )
 
@@ -678,10 +678,10 @@ func restoreSysctls(t *testing.T) {
 }
 
 // phaseTimes lists each phase of evs with how long it took.
-func phaseTimes(evs []phase.Event) []string {
+func phaseTimes(evs []workflow.Event) []string {
 	var out []string
 	for _, ev := range evs {
-		if ev.Kind == phase.PhaseDone {
+		if ev.Kind == workflow.PhaseDone {
 			out = append(out, fmt.Sprintf("%-20s %v", ev.Phase, ev.Elapsed.Round(time.Millisecond)))
 		}
 	}
@@ -690,14 +690,14 @@ func phaseTimes(evs []phase.Event) []string {
 
 // didWork lists the nodes a run changed: node-done events (work done,
 // not skipped) outside the phases that only read.
-func didWork(evs []phase.Event) []string {
+func didWork(evs []workflow.Event) []string {
 	var out []string
 	for _, ev := range evs {
 		// connect, facts, preflight and ready only read: they always run.
 		if ev.Node == "" || ev.Phase == "connect" || ev.Phase == "facts" || ev.Phase == "preflight" || ev.Phase == "ready" {
 			continue
 		}
-		if ev.Kind == phase.NodeDone || ev.Kind == phase.NodeFail {
+		if ev.Kind == workflow.NodeDone || ev.Kind == workflow.NodeFail {
 			out = append(out, ev.Phase+" "+ev.Node)
 		}
 	}

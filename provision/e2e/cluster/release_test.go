@@ -24,8 +24,8 @@ import (
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/artifacts/artifactstest"
-	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/provider/docker/dockertest"
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // TestReleaseArtifactsAndBundle is the release source end to end. This
@@ -152,7 +152,7 @@ func TestReleaseArtifactsAndBundle(t *testing.T) {
 }
 
 // foundInCache reports whether the kubernetes phase said it found its Set.
-func foundInCache(evs []phase.Event) bool {
+func foundInCache(evs []workflow.Event) bool {
 	for _, ev := range evs {
 		if ev.Phase == "kubernetes" && strings.Contains(ev.Message, "found in the cache") {
 			return true

@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/nodefiles"
 )
@@ -16,15 +16,15 @@ import (
 // runtime on cluster nodes, HAProxy and Keepalived on load balancers. The
 // keys are programs (checked with command -v); the values are the Debian
 // and Ubuntu packages that provide them.
-func (c *Cluster) runtimePackages(node string) map[string]string {
-	n := c.node(node)
+func (r *Run) runtimePackages(node string) map[string]string {
+	n := r.node(node)
 	want := map[string]string{}
 	if isKube(n) {
 		for prog, pkg := range map[string]string{"containerd": "containerd", "runc": "runc", "conntrack": "conntrack", "socat": "socat", "iptables": "iptables"} {
 			want[prog] = pkg
 		}
 	}
-	if c.isLoadBalancer(node) {
+	if r.isLoadBalancer(node) {
 		want["haproxy"] = "haproxy"
 		want["keepalived"] = "keepalived"
 	}
@@ -35,8 +35,8 @@ func isKube(n *labfile.Node) bool {
 	return n.HasRole(labfile.RoleControlPlane) || n.HasRole(labfile.RoleWorker)
 }
 
-func (c *Cluster) isLoadBalancer(node string) bool {
-	for _, lb := range c.Lab.LoadBalancers() {
+func (r *Run) isLoadBalancer(node string) bool {
+	for _, lb := range r.Lab.LoadBalancers() {
 		if lb.Name == node {
 			return true
 		}
@@ -64,42 +64,42 @@ func missingPrograms(ctx context.Context, conn Conn, want map[string]string) ([]
 // the distribution's repositories where they are missing, and configures
 // containerd. Nodes that already have them (container nodes built by
 // `lab image build`) install nothing.
-func (c *Cluster) Packages() phase.Phase {
-	return phase.Phase{
+func (r *Run) Packages() workflow.Phase {
+	return workflow.Phase{
 		Name:  nodefiles.Packages,
 		Needs: needsFacts,
 		Title: "container runtime on cluster nodes, HAProxy + Keepalived on load balancers",
-		Nodes: c.AllNodes,
+		Nodes: r.AllNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
-			conn, err := c.Conn(ctx, node)
+			conn, err := r.Conn(ctx, node)
 			if err != nil {
 				return false, err
 			}
-			missing, err := missingPrograms(ctx, conn, c.runtimePackages(node))
+			missing, err := missingPrograms(ctx, conn, r.runtimePackages(node))
 			if err != nil || len(missing) > 0 {
 				return false, err
 			}
-			files, err := c.files(node, nodefiles.Packages)
+			files, err := r.files(node, nodefiles.Packages)
 			if err != nil {
 				return false, err
 			}
 			if len(files) == 0 {
 				return true, nil
 			}
-			return c.inPlace(ctx, node, files, freshCheck(freshCall("containerd", templates.ContainerdConfigPath)))
+			return r.inPlace(ctx, node, files, freshCheck(freshCall("containerd", templates.ContainerdConfigPath)))
 		},
 		Run: func(ctx context.Context, node string) error {
-			conn, err := c.Conn(ctx, node)
+			conn, err := r.Conn(ctx, node)
 			if err != nil {
 				return err
 			}
-			want := c.runtimePackages(node)
+			want := r.runtimePackages(node)
 			missing, err := missingPrograms(ctx, conn, want)
 			if err != nil {
 				return err
 			}
 			if len(missing) > 0 {
-				f, err := c.Facts(node)
+				f, err := r.Facts(node)
 				if err != nil {
 					return err
 				}
@@ -111,12 +111,12 @@ func (c *Cluster) Packages() phase.Phase {
 					return fmt.Errorf("missing %s and lab installs packages only on Debian and Ubuntu (this is %s %s); install them and run lab up again",
 						strings.Join(missing, ", "), f.OS, f.OSVersion)
 				}
-				c.info("packages", node, "installing %s", strings.Join(sorted(pkgs), " "))
+				r.info("packages", node, "installing %s", strings.Join(sorted(pkgs), " "))
 				if _, err := conn.Run(ctx, script(aptInstallSh, sorted(pkgs)...)); err != nil {
 					return fmt.Errorf("installing %s: %w", strings.Join(sorted(pkgs), " "), err)
 				}
 			}
-			files, err := c.files(node, nodefiles.Packages)
+			files, err := r.files(node, nodefiles.Packages)
 			if err != nil || len(files) == 0 {
 				return err
 			}
@@ -129,14 +129,14 @@ func (c *Cluster) Packages() phase.Phase {
 		},
 		Describe: func(node string) []string {
 			var out []string
-			if w := c.runtimePackages(node); len(w) > 0 {
+			if w := r.runtimePackages(node); len(w) > 0 {
 				var ps []string
 				for _, p := range w {
 					ps = append(ps, p)
 				}
 				out = append(out, "apt-get install (where missing): "+strings.Join(sorted(ps), " "))
 			}
-			if isKube(c.node(node)) {
+			if isKube(r.node(node)) {
 				out = append(out, "write "+templates.ContainerdConfigPath+", "+templates.CrictlConfigPath+"; restart containerd if they changed")
 			}
 			return out

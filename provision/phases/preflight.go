@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"context"
@@ -8,15 +8,15 @@ import (
 
 	"github.com/labctl/lab/bpf/preflight"
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 )
 
 // preflightArgs are lab-node preflight's flags for the lab's CNI.
-func (c *Cluster) preflightArgs(node string) string {
-	args := "--node-name " + shq(node) + " --cni " + c.Lab.CNI.Type
-	if c.Lab.CNI.Type == labfile.CNICilium {
-		args += " --cilium-version " + shq(c.Lab.CNI.Cilium.Version)
+func (r *Run) preflightArgs(node string) string {
+	args := "--node-name " + shq(node) + " --cni " + r.Lab.CNI.Type
+	if r.Lab.CNI.Type == labfile.CNICilium {
+		args += " --cilium-version " + shq(r.Lab.CNI.Cilium.Version)
 	}
 	return args
 }
@@ -26,71 +26,71 @@ func (c *Cluster) preflightArgs(node string) string {
 // helpers, TCX, BTF, the chosen Cilium's minimum kernel). A node that lacks
 // something required fails with the list; every report is kept for
 // PreflightReports.
-func (c *Cluster) Preflight() phase.Phase {
-	return phase.Phase{
+func (r *Run) Preflight() workflow.Phase {
+	return workflow.Phase{
 		Name:  "preflight",
 		Needs: needsFacts,
-		Title: "kernel check for the " + c.Lab.CNI.Type + " datapath (lab-node preflight)",
+		Title: "kernel check for the " + r.Lab.CNI.Type + " datapath (lab-node preflight)",
 		Nodes: func() []string {
-			if c.Lab.CNI.Type == labfile.CNINone {
+			if r.Lab.CNI.Type == labfile.CNINone {
 				return nil
 			}
-			return c.kubeNodes()
+			return r.kubeNodes()
 		},
 		Run: func(ctx context.Context, node string) error {
-			bin, err := c.labNodeBinary(node)
+			bin, err := r.labNodeBinary(node)
 			if err != nil {
 				return err
 			}
 			// Only the binary: the service is the cni phase's.
-			out, err := c.installOutput(ctx, node, []templates.File{bin}, labNodePath+" preflight "+c.preflightArgs(node)+"; true")
+			out, err := r.installOutput(ctx, node, []templates.File{bin}, labNodePath+" preflight "+r.preflightArgs(node)+"; true")
 			if err != nil {
 				return err
 			}
-			r, err := preflight.Parse([]byte(out))
+			rep, err := preflight.Parse([]byte(out))
 			if err != nil {
 				return err
 			}
-			c.mu.Lock()
-			c.reports[node] = r
-			c.mu.Unlock()
-			if missing := r.Missing(); len(missing) > 0 {
+			r.mu.Lock()
+			r.reports[node] = rep
+			r.mu.Unlock()
+			if missing := rep.Missing(); len(missing) > 0 {
 				var names []string
 				for _, m := range missing {
 					names = append(names, m.Name+" ("+m.Detail+")")
 				}
 				return fmt.Errorf("kernel %s lacks what the %s datapath needs: %s; `lab doctor` shows the whole table",
-					r.Kernel, r.Datapath, strings.Join(names, ", "))
+					rep.Kernel, rep.Datapath, strings.Join(names, ", "))
 			}
 			return nil
 		},
 		Describe: func(node string) []string {
-			return []string{"upload " + labNodePath, labNodePath + " preflight " + c.preflightArgs(node)}
+			return []string{"upload " + labNodePath, labNodePath + " preflight " + r.preflightArgs(node)}
 		},
 	}
 }
 
 // PreflightReports returns the reports the preflight phase gathered, in node
 // order.
-func (c *Cluster) PreflightReports() []preflight.Report {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (r *Run) PreflightReports() []preflight.Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var names []string
-	for n := range c.reports {
+	for n := range r.reports {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	out := make([]preflight.Report, 0, len(names))
 	for _, n := range names {
-		out = append(out, c.reports[n])
+		out = append(out, r.reports[n])
 	}
 	return out
 }
 
 // installOutput is install with one command whose output is returned.
-func (c *Cluster) installOutput(ctx context.Context, node string, files []templates.File, cmd string) (string, error) {
-	if _, err := c.install(ctx, node, files); err != nil {
+func (r *Run) installOutput(ctx context.Context, node string, files []templates.File, cmd string) (string, error) {
+	if _, err := r.install(ctx, node, files); err != nil {
 		return "", err
 	}
-	return c.run(ctx, node, cmd)
+	return r.run(ctx, node, cmd)
 }

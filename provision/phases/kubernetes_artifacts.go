@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/nodefiles"
 )
@@ -95,44 +95,44 @@ type gatheredSet struct {
 }
 
 // artifactSet gathers the Set: from the cache, else from the lab's source.
-func (c *Cluster) artifactSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, error) {
+func (r *Run) artifactSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.set == nil && !g.gathered {
 		g.gathered = true
-		g.set, g.err = c.gatherArtifacts(ctx)
+		g.set, g.err = r.gatherArtifacts(ctx)
 	}
 	return g.set, g.err
 }
 
 // cachedSet is the Set when the cache holds it already, and nil when it
 // does not: it never builds or downloads anything.
-func (c *Cluster) cachedSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, error) {
+func (r *Run) cachedSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.set == nil && !g.looked && !g.gathered {
 		g.looked = true
-		arch, err := c.artifactArch()
+		arch, err := r.artifactArch()
 		if err != nil {
 			return nil, err
 		}
-		lay, err := artifacts.NewLayout(c.Artifacts.CacheDir)
+		lay, err := artifacts.NewLayout(r.Sources.CacheDir)
 		if err != nil {
 			return nil, err
 		}
 		// A Set the cache lacks, or holds damaged, is for Run to gather
 		// again.
-		g.set, _ = lay.Cache().FindFor(&c.Lab.Kubernetes, arch)
+		g.set, _ = lay.Cache().FindFor(&r.Lab.Kubernetes, arch)
 	}
 	return g.set, nil
 }
 
 // artifactArch is the Go architecture of the lab's Kubernetes nodes, which
 // must all be the same.
-func (c *Cluster) artifactArch() (string, error) {
+func (r *Run) artifactArch() (string, error) {
 	arch := ""
-	for _, n := range c.kubeNodes() {
-		f, err := c.Facts(n)
+	for _, n := range r.kubeNodes() {
+		f, err := r.Facts(n)
 		if err != nil {
 			return "", err
 		}
@@ -141,7 +141,7 @@ func (c *Cluster) artifactArch() (string, error) {
 			return "", fmt.Errorf("%s: %w", n, err)
 		}
 		if arch != "" && a != arch {
-			return "", fmt.Errorf("the %s artifact source gathers for one architecture, and the nodes are %s and %s", c.Lab.Kubernetes.Artifacts, arch, a)
+			return "", fmt.Errorf("the %s artifact source gathers for one architecture, and the nodes are %s and %s", r.Lab.Kubernetes.Artifacts, arch, a)
 		}
 		arch = a
 	}
@@ -151,37 +151,37 @@ func (c *Cluster) artifactArch() (string, error) {
 // gatherArtifacts returns the Set for the lab's version, source and the
 // nodes' architecture: one already in the cache (made here, or imported
 // from a bundle), else one the source makes now.
-func (c *Cluster) gatherArtifacts(ctx context.Context) (*artifacts.Set, error) {
-	arch, err := c.artifactArch()
+func (r *Run) gatherArtifacts(ctx context.Context) (*artifacts.Set, error) {
+	arch, err := r.artifactArch()
 	if err != nil {
 		return nil, err
 	}
-	lay, err := artifacts.NewLayout(c.Artifacts.CacheDir)
+	lay, err := artifacts.NewLayout(r.Sources.CacheDir)
 	if err != nil {
 		return nil, err
 	}
-	k := &c.Lab.Kubernetes
-	log := &lineWriter{emit: func(line string) { c.info("kubernetes", "", "%s", line) }}
+	k := &r.Lab.Kubernetes
+	log := &lineWriter{emit: func(line string) { r.info("kubernetes", "", "%s", line) }}
 	o := artifacts.GatherOptions{Log: log}
-	if u := c.Artifacts.Userland; u != nil {
+	if u := r.Sources.Userland; u != nil {
 		o.Userland = func() (string, error) { return u(lay.NodeImageDir()) }
 	}
-	c.info("kubernetes", "", "artifacts: Kubernetes %s for %s from the %s source (cache %s)", k.Version, arch, k.Artifacts, lay.ArtifactsDir())
+	r.info("kubernetes", "", "artifacts: Kubernetes %s for %s from the %s source (cache %s)", k.Version, arch, k.Artifacts, lay.ArtifactsDir())
 	s, found, err := lay.Cache().GatherFor(ctx, k, arch, o)
 	log.Flush()
 	if err != nil {
 		return nil, err
 	}
 	if found {
-		c.info("kubernetes", "", "artifacts: found in the cache (set %s, made by the %s source)", s.Key, s.Source)
+		r.info("kubernetes", "", "artifacts: found in the cache (set %s, made by the %s source)", s.Key, s.Source)
 	}
 	return s, nil
 }
 
 // nodeImages are the images node runs: control planes all, other nodes
 // all but the control plane's own.
-func (c *Cluster) nodeImages(node string, s *artifacts.Set) []artifacts.Image {
-	cp := c.node(node).HasRole(labfile.RoleControlPlane)
+func (r *Run) nodeImages(node string, s *artifacts.Set) []artifacts.Image {
+	cp := r.node(node).HasRole(labfile.RoleControlPlane)
 	var out []artifacts.Image
 	for _, im := range s.Images {
 		if cp || !im.ControlPlane {
@@ -193,12 +193,12 @@ func (c *Cluster) nodeImages(node string, s *artifacts.Set) []artifacts.Image {
 
 // nodeFiles are the programs and units every Kubernetes node receives:
 // the programs from the Set, the units from nodefiles.
-func (c *Cluster) nodeFiles(node string, s *artifacts.Set) ([]LocalFile, []templates.File, error) {
+func (r *Run) nodeFiles(node string, s *artifacts.Set) ([]LocalFile, []templates.File, error) {
 	var bins []LocalFile
 	for _, b := range s.Binaries {
 		bins = append(bins, LocalFile{Src: s.Path(b.Digest), Dst: b.Path, Mode: 0o755})
 	}
-	units, err := c.files(node, nodefiles.Kubernetes)
+	units, err := r.files(node, nodefiles.Kubernetes)
 	return bins, units, err
 }
 
@@ -225,8 +225,8 @@ func presentImages(ctx context.Context, conn Conn, want []artifacts.Image) (map[
 
 // missingImages are the node's images containerd lacks or holds with
 // another ID.
-func (c *Cluster) missingImages(ctx context.Context, node string, conn Conn, s *artifacts.Set) ([]artifacts.Image, error) {
-	want := c.nodeImages(node, s)
+func (r *Run) missingImages(ctx context.Context, node string, conn Conn, s *artifacts.Set) ([]artifacts.Image, error) {
+	want := r.nodeImages(node, s)
 	have, err := presentImages(ctx, conn, want)
 	if err != nil {
 		return nil, err
@@ -242,12 +242,12 @@ func (c *Cluster) missingImages(ctx context.Context, node string, conn Conn, s *
 
 // setInstalled reports whether node has the Set's programs and units,
 // the kubelet enabled, and every image it needs.
-func (c *Cluster) setInstalled(ctx context.Context, node string, s *artifacts.Set) (bool, error) {
-	conn, err := c.Conn(ctx, node)
+func (r *Run) setInstalled(ctx context.Context, node string, s *artifacts.Set) (bool, error) {
+	conn, err := r.Conn(ctx, node)
 	if err != nil {
 		return false, err
 	}
-	bins, units, err := c.nodeFiles(node, s)
+	bins, units, err := r.nodeFiles(node, s)
 	if err != nil {
 		return false, err
 	}
@@ -283,19 +283,19 @@ func (c *Cluster) setInstalled(ctx context.Context, node string, s *artifacts.Se
 	if !enabled {
 		return false, nil
 	}
-	missing, err := c.missingImages(ctx, node, conn, s)
+	missing, err := r.missingImages(ctx, node, conn, s)
 	return err == nil && len(missing) == 0, err
 }
 
 // installSet puts the Set on node: the programs (sent only where they
 // differ), the kubelet's units, and the images containerd lacks, imported
 // into its k8s.io namespace, where the kubelet looks.
-func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set) error {
-	conn, err := c.Conn(ctx, node)
+func (r *Run) installSet(ctx context.Context, node string, s *artifacts.Set) error {
+	conn, err := r.Conn(ctx, node)
 	if err != nil {
 		return err
 	}
-	bins, units, err := c.nodeFiles(node, s)
+	bins, units, err := r.nodeFiles(node, s)
 	if err != nil {
 		return err
 	}
@@ -313,7 +313,7 @@ func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set)
 	if _, err := conn.Run(ctx, stampScript(enable, programStamp, bins, binarySums(s))); err != nil {
 		return err
 	}
-	missing, err := c.missingImages(ctx, node, conn, s)
+	missing, err := r.missingImages(ctx, node, conn, s)
 	if err != nil {
 		return err
 	}
@@ -335,12 +335,12 @@ func (c *Cluster) installSet(ctx context.Context, node string, s *artifacts.Set)
 	if err != nil {
 		return fmt.Errorf("importing images: %w", err)
 	}
-	if still, err := c.missingImages(ctx, node, conn, s); err != nil {
+	if still, err := r.missingImages(ctx, node, conn, s); err != nil {
 		return err
 	} else if len(still) > 0 {
 		return fmt.Errorf("containerd does not show image %s with ID %s after importing it", still[0].Ref, still[0].ID)
 	}
-	c.info("kubernetes", node, "imported %d images", len(missing))
+	r.info("kubernetes", node, "imported %d images", len(missing))
 	return nil
 }
 
@@ -363,35 +363,35 @@ func uploadLocal(ctx context.Context, conn Conn, files []LocalFile) (int, error)
 // kubernetesArtifacts is the kubernetes phase of a lab whose artifacts
 // are gathered on the machine that runs lab (build or release): the nodes
 // fetch nothing.
-func (c *Cluster) kubernetesArtifacts() phase.Phase {
-	v := c.Lab.Kubernetes.Version
+func (r *Run) kubernetesArtifacts() workflow.Phase {
+	v := r.Lab.Kubernetes.Version
 	g := &gatheredSet{}
 	title, gather := "built from source on this machine",
 		"build (or find in the artifact cache) Kubernetes "+v+", etcd, CoreDNS, pause and the CNI loopback plugin from source"
-	if c.Lab.Kubernetes.Artifacts == labfile.ArtifactsRelease {
+	if r.Lab.Kubernetes.Artifacts == labfile.ArtifactsRelease {
 		title, gather = "from the release downloads, gathered on this machine",
 			"download (or find in the artifact cache) kubeadm, kubelet, kubectl "+v+" and the CNI plugins, checked against their published checksums, and pull the images `kubeadm config images list` names"
 	}
-	return phase.Phase{
+	return workflow.Phase{
 		Name:  nodefiles.Kubernetes,
 		Needs: needsFacts,
 		Title: "kubeadm, kubelet, kubectl " + v + " and its images, " + title,
-		Nodes: c.kubeNodes,
+		Nodes: r.kubeNodes,
 		Done: func(ctx context.Context, node string) (bool, error) {
 			// Done only reads: a Set the cache lacks is not on the
 			// nodes either, and Run gathers it.
-			s, err := c.cachedSet(ctx, g)
+			s, err := r.cachedSet(ctx, g)
 			if err != nil || s == nil {
 				return false, err
 			}
-			return c.setInstalled(ctx, node, s)
+			return r.setInstalled(ctx, node, s)
 		},
 		Run: func(ctx context.Context, node string) error {
-			s, err := c.artifactSet(ctx, g)
+			s, err := r.artifactSet(ctx, g)
 			if err != nil {
 				return err
 			}
-			return c.installSet(ctx, node, s)
+			return r.installSet(ctx, node, s)
 		},
 		Describe: func(node string) []string {
 			return []string{

@@ -1,9 +1,9 @@
-// Package phase is the generic engine behind lab's commands: a command is an
+// Package workflow is the generic engine behind lab's commands: a command is an
 // explicit list of phases, each run on a set of nodes in parallel, one at a
 // time or once; a phase that finds its work already done on a node skips it.
 // The engine times every phase and node, reports progress as events and
 // keeps every node's error.
-package phase
+package workflow
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"embed"
@@ -22,7 +22,7 @@ func TestScriptFiles(t *testing.T) {
 // TestGeneratedScripts checks the commands lab puts together from the
 // script files and its arguments, as the nodes get them.
 func TestGeneratedScripts(t *testing.T) {
-	c, _ := newTestCluster(t)
+	c, _ := newTestRun(t)
 	vip := netip.MustParseAddr("10.9.0.10")
 	bins := []LocalFile{{Dst: "/usr/bin/kubeadm"}, {Dst: "/usr/bin/kubelet"}}
 	sums := []string{"00ff", "ff00"}

@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 )
 
@@ -67,21 +67,21 @@ func auditScript(vip netip.Addr) string {
 	return script(auditSh, args...)
 }
 
-func (c *Cluster) vip() netip.Addr {
-	a, _ := netip.ParseAddr(c.Lab.ControlPlane.VIP)
+func (r *Run) vip() netip.Addr {
+	a, _ := netip.ParseAddr(r.Lab.ControlPlane.VIP)
 	return a
 }
 
 // Reset removes what lab up put on every node: kubeadm's cluster state,
 // CNI configs and programs, eBPF pins, load-balancer configs and the VIP,
 // Kubernetes' and Cilium's packet rules.
-func (c *Cluster) Reset() phase.Phase {
-	return phase.Phase{
+func (r *Run) Reset() workflow.Phase {
+	return workflow.Phase{
 		Name:  "reset",
 		Title: "kubeadm reset; remove cluster state, CNI, load balancer, VIP and packet rules",
-		Nodes: c.AllNodes,
+		Nodes: r.AllNodes,
 		Run: func(ctx context.Context, node string) error {
-			_, err := c.run(ctx, node, resetScript(c.vip(), c.Lab.Kubernetes.CRISocket))
+			_, err := r.run(ctx, node, resetScript(r.vip(), r.Lab.Kubernetes.CRISocket))
 			return err
 		},
 		Describe: func(string) []string {
@@ -93,13 +93,13 @@ func (c *Cluster) Reset() phase.Phase {
 }
 
 // Audit fails listing every trace of Kubernetes or lab left on each node.
-func (c *Cluster) Audit() phase.Phase {
-	return phase.Phase{
+func (r *Run) Audit() workflow.Phase {
+	return workflow.Phase{
 		Name:  "audit",
 		Title: "prove nothing is left",
-		Nodes: c.AllNodes,
+		Nodes: r.AllNodes,
 		Run: func(ctx context.Context, node string) error {
-			out, err := c.run(ctx, node, auditScript(c.vip()))
+			out, err := r.run(ctx, node, auditScript(r.vip()))
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
 	"github.com/labctl/lab/provision/state"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 )
 
@@ -73,12 +73,12 @@ nodes:
 
 // withFacts runs phases after a facts phase that does nothing: the test
 // cluster's facts are set already.
-func withFacts(phases ...phase.Phase) []phase.Phase {
-	facts := phase.Phase{Name: FactsPhase, Order: phase.Local, Run: func(context.Context, string) error { return nil }}
-	return append([]phase.Phase{facts}, phases...)
+func withFacts(phases ...workflow.Phase) []workflow.Phase {
+	facts := workflow.Phase{Name: FactsPhase, Order: workflow.Local, Run: func(context.Context, string) error { return nil }}
+	return append([]workflow.Phase{facts}, phases...)
 }
 
-func newTestCluster(t *testing.T) (*Cluster, fakeDialer) {
+func newTestRun(t *testing.T) (*Run, fakeDialer) {
 	t.Helper()
 	l, _, err := labfile.Parse("t.yaml", []byte(haLab))
 	if err != nil {
@@ -92,7 +92,7 @@ func newTestCluster(t *testing.T) (*Cluster, fakeDialer) {
 	for _, n := range l.Nodes {
 		d[n.Name] = &fakeNode{uploads: map[string]templates.File{}}
 	}
-	c := NewCluster(l, dir, d, nil)
+	c := NewRun(l, dir, d, nil)
 	for _, n := range l.Nodes {
 		c.setFacts(n.Name, &Facts{OS: "debian", Arch: "x86_64", Interface: "eth0", Hostname: n.Name})
 	}
@@ -118,7 +118,7 @@ func TestParseFacts(t *testing.T) {
 }
 
 func TestKubernetesPhaseChecksEveryBinaryVersion(t *testing.T) {
-	c, d := newTestCluster(t)
+	c, d := newTestRun(t)
 	p := c.Kubernetes()
 	d["cp1"].answer = func(string) (string, error) { return "v1.34.12\nKubernetes v1.34.12\nv1.34.12\n", nil }
 	d["cp2"].answer = func(string) (string, error) { return "v1.34.12\nKubernetes v1.33.4\nv1.34.12\n", nil }
@@ -134,7 +134,7 @@ func TestKubernetesPhaseChecksEveryBinaryVersion(t *testing.T) {
 }
 
 func TestInitUploadsPrivateConfigAndRunsKubeadm(t *testing.T) {
-	c, d := newTestCluster(t)
+	c, d := newTestRun(t)
 	cp1 := d["cp1"]
 	initialised := false
 	cp1.answer = func(cmd string) (string, error) {
@@ -146,7 +146,7 @@ func TestInitUploadsPrivateConfigAndRunsKubeadm(t *testing.T) {
 		}
 		return "", nil
 	}
-	eng := &phase.Engine{}
+	eng := &workflow.Engine{}
 	if err := eng.Run(context.Background(), withFacts(c.Init())); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestCAHashMatchesOpenSSL(t *testing.T) {
 }
 
 func TestJoinsPinTheCAAndRenewCredentialsOnce(t *testing.T) {
-	c, d := newTestCluster(t)
+	c, d := newTestRun(t)
 	ca := testCA(t)
 	d["cp1"].answer = func(cmd string) (string, error) {
 		if cmd == "cat /etc/kubernetes/pki/ca.crt" {
@@ -239,7 +239,7 @@ func TestJoinsPinTheCAAndRenewCredentialsOnce(t *testing.T) {
 			return "", nil
 		}
 	}
-	eng := &phase.Engine{}
+	eng := &workflow.Engine{}
 	if err := eng.Run(context.Background(), withFacts(c.JoinControlPlanes(), c.JoinWorkers())); err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestLabNodeCredential(t *testing.T) {
 
 	// The whole path on a fake cluster: apply once from cp1, poll until the
 	// controller fills the Secret in, then render each node's kubeconfig.
-	c, d := newTestCluster(t)
+	c, d := newTestRun(t)
 	polls := 0
 	d["cp1"].answer = func(cmd string) (string, error) {
 		if cmd == readLabNodeToken {
@@ -354,8 +354,8 @@ func TestLabNodeCredential(t *testing.T) {
 		t.Fatalf("cp1 did not receive %s before applying it", templates.LabNodeRBACPath)
 	}
 	// A stand-in lab-node beside lab, for when none is embedded.
-	c.Artifacts.LabNodeDir = t.TempDir()
-	if err := os.WriteFile(filepath.Join(c.Artifacts.LabNodeDir, "lab-node-linux-amd64"), []byte("lab-node"), 0o755); err != nil {
+	c.Sources.LabNodeDir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(c.Sources.LabNodeDir, "lab-node-linux-amd64"), []byte("lab-node"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	files, err := c.labNodeFiles("w1", cred)

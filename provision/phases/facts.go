@@ -1,11 +1,14 @@
-package steps
+package phases
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/labctl/lab/provision/workflow"
 )
 
 // Facts are what lab learns about a node before changing anything on it.
@@ -100,4 +103,30 @@ func (f *Facts) describeAddrs() string {
 		return "no IPv4 addresses"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// GatherFacts reads each node's OS, kernel and interfaces and finds the one
+// that carries the node network. It only reads, so it always runs.
+func (r *Run) GatherFacts() workflow.Phase {
+	return workflow.Phase{
+		Name:     FactsPhase,
+		ReadOnly: true,
+		Needs:    []string{ConnectPhase},
+		Title:    "read OS, arch, kernel and interfaces",
+		Nodes:    r.AllNodes,
+		Run: func(ctx context.Context, node string) error {
+			out, err := r.run(ctx, node, factsScript)
+			if err != nil {
+				return err
+			}
+			f, err := parseFacts(out, r.Lab.NodeIP(r.node(node)))
+			if err != nil {
+				return err
+			}
+			r.setFacts(node, f)
+			r.info("facts", node, "%s %s %s, kernel %s, node network on %s", f.OS, f.OSVersion, f.Arch, f.Kernel, f.Interface)
+			return nil
+		},
+		Describe: func(string) []string { return []string{"read /etc/os-release, uname, ip addr (read only)"} },
+	}
 }

@@ -1,4 +1,4 @@
-package phase
+package workflow
 
 import (
 	"encoding/json"

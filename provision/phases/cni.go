@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"context"
@@ -17,30 +17,10 @@ import (
 	"github.com/labctl/lab/provision/fetch"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/nodebin"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/nodefiles"
 )
-
-// Artifacts are the local files lab pushes to nodes.
-type Artifacts struct {
-	// LabNodeDir holds lab-node-linux-amd64 and lab-node-linux-arm64, the
-	// builtin datapath for each node architecture, for a lab built without
-	// them embedded (make build embeds them and also leaves them beside
-	// bin/lab).
-	LabNodeDir string
-	// Helm is a linux helm binary for the first control plane's
-	// architecture (cni: cilium). When empty, the release is downloaded
-	// once into CacheDir and checked against its published checksum.
-	Helm     string
-	CacheDir string
-	// Userland finds, in the node image's cache directory (see
-	// artifacts.Layout), the Debian root file system the build source
-	// takes kube-proxy's iptables from. The caller supplies it so that
-	// steps depend on no provider; when nil, the build source only finds
-	// Sets already in the cache.
-	Userland func(nodeImageDir string) (string, error)
-}
 
 // goarch maps uname -m to Go's architecture names.
 func goarch(machine string) (string, error) {
@@ -58,8 +38,8 @@ const labNodePath = "/usr/local/bin/lab-node"
 
 // rbacFile is lab-node's RBAC objects (see templates.LabNodeRBACFile),
 // which the first control plane applies.
-func (c *Cluster) rbacFile() (templates.File, error) {
-	return templates.LabNodeRBACFile(c.Lab, c.node(c.firstControlPlane()))
+func (r *Run) rbacFile() (templates.File, error) {
+	return templates.LabNodeRBACFile(r.Lab, r.node(r.firstControlPlane()))
 }
 
 // rbacDiff is a read-only command that succeeds when applying the RBAC
@@ -129,8 +109,8 @@ func parseLabNodeCred(out string) (cred labNodeCred, ok bool, err error) {
 // learnLabNodeCred reads the token Secret on node and registers the token
 // with the transport, so that it is masked should it ever reach a log line
 // or an error.
-func (c *Cluster) learnLabNodeCred(ctx context.Context, node string) (*labNodeCred, error) {
-	out, err := c.run(ctx, node, readLabNodeToken)
+func (r *Run) learnLabNodeCred(ctx context.Context, node string) (*labNodeCred, error) {
+	out, err := r.run(ctx, node, readLabNodeToken)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +118,7 @@ func (c *Cluster) learnLabNodeCred(ctx context.Context, node string) (*labNodeCr
 	if err != nil || !ok {
 		return nil, err
 	}
-	c.maskSecrets(ctx, node, cred.token, strings.Fields(out)[0])
+	r.maskSecrets(ctx, node, cred.token, strings.Fields(out)[0])
 	return &cred, nil
 }
 
@@ -146,35 +126,35 @@ func (c *Cluster) learnLabNodeCred(ctx context.Context, node string) (*labNodeCr
 // on the cluster are as labNodeRBAC has them and the token is issued, and
 // nil otherwise. It only reads (kubectl diff exits 0 when applying would
 // change nothing), for the Done check, and asks once per run.
-func (c *Cluster) currentLabNodeCred(ctx context.Context) *labNodeCred {
-	a := &c.labNode
+func (r *Run) currentLabNodeCred(ctx context.Context) *labNodeCred {
+	a := &r.labNode
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.checked || a.applied {
 		return a.cred
 	}
 	a.checked = true
-	first := c.firstControlPlane()
-	rbac, err := c.rbacFile()
+	first := r.firstControlPlane()
+	rbac, err := r.rbacFile()
 	if err != nil {
 		return nil
 	}
-	if _, err := c.run(ctx, first, rbacDiff(rbac)); err != nil {
+	if _, err := r.run(ctx, first, rbacDiff(rbac)); err != nil {
 		return nil
 	}
-	a.cred, _ = c.learnLabNodeCred(ctx, first)
+	a.cred, _ = r.learnLabNodeCred(ctx, first)
 	return a.cred
 }
 
 // ensureLabNodeCred applies labNodeRBAC from the first control plane and
 // waits for kube-controller-manager to issue the token, once per run.
-func (c *Cluster) ensureLabNodeCred(ctx context.Context) (labNodeCred, error) {
-	a := &c.labNode
+func (r *Run) ensureLabNodeCred(ctx context.Context) (labNodeCred, error) {
+	a := &r.labNode
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.applied {
 		a.applied = true
-		a.cred, a.err = c.applyLabNodeRBAC(ctx)
+		a.cred, a.err = r.applyLabNodeRBAC(ctx)
 	}
 	if a.err != nil {
 		return labNodeCred{}, a.err
@@ -182,18 +162,18 @@ func (c *Cluster) ensureLabNodeCred(ctx context.Context) (labNodeCred, error) {
 	return *a.cred, nil
 }
 
-func (c *Cluster) applyLabNodeRBAC(ctx context.Context) (*labNodeCred, error) {
-	first := c.firstControlPlane()
-	rbac, err := c.rbacFile()
+func (r *Run) applyLabNodeRBAC(ctx context.Context) (*labNodeCred, error) {
+	first := r.firstControlPlane()
+	rbac, err := r.rbacFile()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.install(ctx, first, []templates.File{rbac}, kubectl+"apply -f "+shq(rbac.Path)+" >/dev/null"); err != nil {
+	if _, err := r.install(ctx, first, []templates.File{rbac}, kubectl+"apply -f "+shq(rbac.Path)+" >/dev/null"); err != nil {
 		return nil, fmt.Errorf("giving lab-node its ServiceAccount: %w", err)
 	}
 	deadline := time.Now().Add(labNodeTokenTimeout)
 	for {
-		cred, err := c.learnLabNodeCred(ctx, first)
+		cred, err := r.learnLabNodeCred(ctx, first)
 		if cred != nil {
 			return cred, nil
 		}
@@ -218,8 +198,8 @@ func (cred labNodeCred) credential() templates.LabNodeCredential {
 }
 
 // labNodeBinary is the lab-node build for node's architecture.
-func (c *Cluster) labNodeBinary(node string) (templates.File, error) {
-	f, err := c.Facts(node)
+func (r *Run) labNodeBinary(node string) (templates.File, error) {
+	f, err := r.Facts(node)
 	if err != nil {
 		return templates.File{}, err
 	}
@@ -230,7 +210,7 @@ func (c *Cluster) labNodeBinary(node string) (templates.File, error) {
 	data, err := nodebin.LabNode(arch)
 	if errors.Is(err, nodebin.ErrNotEmbedded) {
 		// A lab built without make: the builds beside it, if any.
-		data, err = os.ReadFile(filepath.Join(c.Artifacts.LabNodeDir, "lab-node-linux-"+arch))
+		data, err = os.ReadFile(filepath.Join(r.Sources.LabNodeDir, "lab-node-linux-"+arch))
 		if err != nil {
 			return templates.File{}, fmt.Errorf("lab-node for %s: not embedded in this lab and %w (build lab with make build)", arch, err)
 		}
@@ -244,36 +224,36 @@ func (c *Cluster) labNodeBinary(node string) (templates.File, error) {
 // labNodeFiles are what the cni phase puts on node: the program, and the
 // files nodefiles gives it (its kubeconfig, 0600 as it holds the token, its
 // unit, and on the first control plane the RBAC objects).
-func (c *Cluster) labNodeFiles(node string, cred labNodeCred) ([]templates.File, error) {
-	bin, err := c.labNodeBinary(node)
+func (r *Run) labNodeFiles(node string, cred labNodeCred) ([]templates.File, error) {
+	bin, err := r.labNodeBinary(node)
 	if err != nil {
 		return nil, err
 	}
-	in, err := c.inputs(node)
+	in, err := r.inputs(node)
 	if err != nil {
 		return nil, err
 	}
 	in.LabNode = cred.credential()
-	files, err := nodefiles.ForPhase(c.Lab, c.node(node), nodefiles.CNI, in)
+	files, err := nodefiles.ForPhase(r.Lab, r.node(node), nodefiles.CNI, in)
 	return append([]templates.File{bin}, files...), err
 }
 
-func (c *Cluster) ciliumFiles(ctx context.Context, node string) ([]templates.File, error) {
-	f, err := c.Facts(node)
+func (r *Run) ciliumFiles(ctx context.Context, node string) ([]templates.File, error) {
+	f, err := r.Facts(node)
 	if err != nil {
 		return nil, err
 	}
-	files, err := c.files(node, nodefiles.CNI)
+	files, err := r.files(node, nodefiles.CNI)
 	if err != nil {
 		return nil, err
 	}
-	helm := c.Artifacts.Helm
-	if helm == "" && c.Artifacts.CacheDir != "" {
+	helm := r.Sources.Helm
+	if helm == "" && r.Sources.CacheDir != "" {
 		arch, err := goarch(f.Arch)
 		if err != nil {
 			return nil, err
 		}
-		if helm, err = fetch.Helm(ctx, fetch.HelmBaseURL, c.Artifacts.CacheDir, fetch.HelmVersion, arch); err != nil {
+		if helm, err = fetch.Helm(ctx, fetch.HelmBaseURL, r.Sources.CacheDir, fetch.HelmVersion, arch); err != nil {
 			return nil, err
 		}
 	}
@@ -289,71 +269,71 @@ func (c *Cluster) ciliumFiles(ctx context.Context, node string) ([]templates.Fil
 
 // CNI installs the pod network: lab-node on every node (builtin), or Cilium
 // with `helm upgrade --install` from the first control plane (cilium).
-func (c *Cluster) CNI() phase.Phase {
-	switch c.Lab.CNI.Type {
+func (r *Run) CNI() workflow.Phase {
+	switch r.Lab.CNI.Type {
 	case labfile.CNIBuiltin:
-		return phase.Phase{
+		return workflow.Phase{
 			Name:  nodefiles.CNI,
 			Needs: needsFacts,
 			Title: "lab-node, the builtin eBPF datapath, on every node",
-			Nodes: c.kubeNodes,
+			Nodes: r.kubeNodes,
 			Done: func(ctx context.Context, node string) (bool, error) {
-				cred := c.currentLabNodeCred(ctx)
+				cred := r.currentLabNodeCred(ctx)
 				if cred == nil {
 					return false, nil
 				}
-				files, err := c.labNodeFiles(node, *cred)
+				files, err := r.labNodeFiles(node, *cred)
 				if err != nil {
 					return false, err
 				}
-				return c.inPlace(ctx, node, files, freshCheck(freshCall("lab-node", labNodePath, templates.LabNodeConfPath, templates.LabNodeUnitPath)))
+				return r.inPlace(ctx, node, files, freshCheck(freshCall("lab-node", labNodePath, templates.LabNodeConfPath, templates.LabNodeUnitPath)))
 			},
 			Run: func(ctx context.Context, node string) error {
-				cred, err := c.ensureLabNodeCred(ctx)
+				cred, err := r.ensureLabNodeCred(ctx)
 				if err != nil {
 					return err
 				}
-				files, err := c.labNodeFiles(node, cred)
+				files, err := r.labNodeFiles(node, cred)
 				if err != nil {
 					return err
 				}
-				_, err = c.install(ctx, node, files, startLabNodeSh)
+				_, err = r.install(ctx, node, files, startLabNodeSh)
 				return err
 			},
 			Describe: func(string) []string {
 				return []string{
-					"apply ServiceAccount kube-system/lab-node, ClusterRole lab-node (nodes: get, list, watch) bound to it alone, and its token Secret " + templates.LabNodeTokenSecret + " (from " + c.firstControlPlane() + ", once)",
-					"write " + templates.LabNodeConfPath + " (0600: the ServiceAccount's token, server https://" + c.Lab.EndpointString() + ")",
+					"apply ServiceAccount kube-system/lab-node, ClusterRole lab-node (nodes: get, list, watch) bound to it alone, and its token Secret " + templates.LabNodeTokenSecret + " (from " + r.firstControlPlane() + ", once)",
+					"write " + templates.LabNodeConfPath + " (0600: the ServiceAccount's token, server https://" + r.Lab.EndpointString() + ")",
 					"upload " + labNodePath + " for the node's architecture and " + templates.LabNodeUnitPath,
 					"systemctl enable --now lab-node",
 				}
 			},
 		}
 	case labfile.CNICilium:
-		v := c.Lab.CNI.Cilium.Version
-		return phase.Phase{
+		v := r.Lab.CNI.Cilium.Version
+		return workflow.Phase{
 			Name:  nodefiles.CNI,
 			Needs: needsFacts,
 			Title: "Cilium " + v + " with helm upgrade --install",
-			Order: phase.Serial,
-			Nodes: func() []string { return []string{c.firstControlPlane()} },
+			Order: workflow.Serial,
+			Nodes: func() []string { return []string{r.firstControlPlane()} },
 			Done: func(ctx context.Context, node string) (bool, error) {
-				files, err := c.ciliumFiles(ctx, node)
+				files, err := r.ciliumFiles(ctx, node)
 				if err != nil {
 					return false, err
 				}
-				if ok, err := c.inPlace(ctx, node, files, ""); err != nil || !ok {
+				if ok, err := r.inPlace(ctx, node, files, ""); err != nil || !ok {
 					return false, err
 				}
-				out, err := c.run(ctx, node, script(ciliumStatusSh, adminConf))
+				out, err := r.run(ctx, node, script(ciliumStatusSh, adminConf))
 				return err == nil && strings.Contains(out, v), nil
 			},
 			Run: func(ctx context.Context, node string) error {
-				files, err := c.ciliumFiles(ctx, node)
+				files, err := r.ciliumFiles(ctx, node)
 				if err != nil {
 					return err
 				}
-				_, err = c.install(ctx, node, files, ciliumScript(v))
+				_, err = r.install(ctx, node, files, ciliumScript(v))
 				return err
 			},
 			Describe: func(string) []string {
@@ -361,5 +341,5 @@ func (c *Cluster) CNI() phase.Phase {
 			},
 		}
 	}
-	return phase.Phase{Name: "cni", Title: "no pod network (cni: none)", Nodes: func() []string { return nil }}
+	return workflow.Phase{Name: "cni", Title: "no pod network (cni: none)", Nodes: func() []string { return nil }}
 }

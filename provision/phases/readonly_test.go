@@ -1,4 +1,4 @@
-package steps
+package phases
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/labctl/lab/provision/labfile"
-	"github.com/labctl/lab/provision/phase"
+	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 )
 
@@ -57,14 +57,14 @@ func TestDoneChecksOnlyRead(t *testing.T) {
 		"commands fail":    func(string) (string, error) { return "", errFake },
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, fakes := newTestCluster(t)
+			c, fakes := newTestRun(t)
 			d := readOnlyDialer{}
 			for n := range fakes {
 				d[n] = &readOnlyNode{t: t, name: n, answer: answer}
 			}
 			c.Dialer = d
 			checked := 0
-			for _, p := range []phase.Phase{
+			for _, p := range []workflow.Phase{
 				c.Connect(), c.GatherFacts(), c.PrepareOS(), c.Packages(), c.LoadBalancer(), c.Kubernetes(),
 				c.Init(), c.JoinControlPlanes(), c.JoinWorkers(), c.Preflight(), c.CNI(),
 			} {
@@ -116,17 +116,17 @@ func TestWritesPattern(t *testing.T) {
 // (build), the kubernetes phase's Done check looks in the cache and, when
 // the Set is not there, says "not done" at once; building is Run's work.
 func TestKubernetesDoneNeverGathers(t *testing.T) {
-	c, _ := newTestCluster(t)
+	c, _ := newTestRun(t)
 	c.Lab.Kubernetes.Artifacts = labfile.ArtifactsBuild
-	c.Artifacts.CacheDir = t.TempDir()
+	c.Sources.CacheDir = t.TempDir()
 	p := c.Kubernetes()
 	done, err := p.Done(t.Context(), "cp1")
 	if err != nil || done {
 		t.Fatalf("Done = %v, %v; want false, nil", done, err)
 	}
 	var made []string
-	_ = filepath.WalkDir(c.Artifacts.CacheDir, func(path string, d fs.DirEntry, err error) error {
-		if path != c.Artifacts.CacheDir {
+	_ = filepath.WalkDir(c.Sources.CacheDir, func(path string, d fs.DirEntry, err error) error {
+		if path != c.Sources.CacheDir {
 			made = append(made, path)
 		}
 		return nil
