@@ -12,6 +12,17 @@ func (l *Lab) ControlPlanes() []*Node { return l.withRole(RoleControlPlane) }
 // Workers returns the worker nodes in file order.
 func (l *Lab) Workers() []*Node { return l.withRole(RoleWorker) }
 
+// InCluster reports whether n is a node of the Kubernetes cluster (a
+// control plane or a worker), not only a load balancer, router or client.
+func (n Node) InCluster() bool { return n.HasRole(RoleControlPlane) || n.HasRole(RoleWorker) }
+
+// IsFirstControlPlane reports whether n is the control plane that runs
+// `kubeadm init`, and with it what lab does once per cluster.
+func (l *Lab) IsFirstControlPlane(n *Node) bool {
+	cps := l.ControlPlanes()
+	return len(cps) > 0 && cps[0].Name == n.Name
+}
+
 // KubernetesNodes returns the nodes that join the cluster: control planes
 // first, then workers, each in file order.
 func (l *Lab) KubernetesNodes() []*Node {

@@ -112,11 +112,7 @@ func (r *Run) cachedSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, er
 	defer g.mu.Unlock()
 	if g.set == nil && !g.looked && !g.gathered {
 		g.looked = true
-		arch, err := r.artifactArch()
-		if err != nil {
-			return nil, err
-		}
-		lay, err := artifacts.NewLayout(r.Sources.CacheDir)
+		lay, arch, err := r.artifactCache()
 		if err != nil {
 			return nil, err
 		}
@@ -125,6 +121,17 @@ func (r *Run) cachedSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, er
 		g.set, _ = lay.Cache().FindFor(&r.Lab.Kubernetes, arch)
 	}
 	return g.set, nil
+}
+
+// artifactCache is the artifact cache's layout and the architecture the
+// lab's Set is for.
+func (r *Run) artifactCache() (artifacts.Layout, string, error) {
+	arch, err := r.artifactArch()
+	if err != nil {
+		return artifacts.Layout{}, "", err
+	}
+	lay, err := artifacts.NewLayout(r.Sources.CacheDir)
+	return lay, arch, err
 }
 
 // artifactArch is the Go architecture of the lab's Kubernetes nodes, which
@@ -152,11 +159,7 @@ func (r *Run) artifactArch() (string, error) {
 // nodes' architecture: one already in the cache (made here, or imported
 // from a bundle), else one the source makes now.
 func (r *Run) gatherArtifacts(ctx context.Context) (*artifacts.Set, error) {
-	arch, err := r.artifactArch()
-	if err != nil {
-		return nil, err
-	}
-	lay, err := artifacts.NewLayout(r.Sources.CacheDir)
+	lay, arch, err := r.artifactCache()
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
 	"github.com/labctl/lab/templates/nodefiles"
@@ -19,7 +18,7 @@ import (
 func (r *Run) runtimePackages(node string) map[string]string {
 	n := r.node(node)
 	want := map[string]string{}
-	if isKube(n) {
+	if n.InCluster() {
 		for prog, pkg := range map[string]string{"containerd": "containerd", "runc": "runc", "conntrack": "conntrack", "socat": "socat", "iptables": "iptables"} {
 			want[prog] = pkg
 		}
@@ -29,10 +28,6 @@ func (r *Run) runtimePackages(node string) map[string]string {
 		want["keepalived"] = "keepalived"
 	}
 	return want
-}
-
-func isKube(n *labfile.Node) bool {
-	return n.HasRole(labfile.RoleControlPlane) || n.HasRole(labfile.RoleWorker)
 }
 
 func (r *Run) isLoadBalancer(node string) bool {
@@ -136,7 +131,7 @@ func (r *Run) Packages() workflow.Phase {
 				}
 				out = append(out, "apt-get install (where missing): "+strings.Join(sorted(ps), " "))
 			}
-			if isKube(r.node(node)) {
+			if r.node(node).InCluster() {
 				out = append(out, "write "+templates.ContainerdConfigPath+", "+templates.CrictlConfigPath+"; restart containerd if they changed")
 			}
 			return out

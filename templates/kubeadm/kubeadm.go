@@ -119,11 +119,11 @@ func Join(l *labfile.Lab, n *labfile.Node, s Secrets) ([]byte, error) {
 // or join configuration and its patch files. Nodes that are not part of the
 // Kubernetes cluster receive nothing.
 func Files(l *labfile.Lab, n *labfile.Node, f templates.Facts, s Secrets) ([]templates.File, error) {
-	if !isKubernetesNode(n) {
+	if !n.InCluster() {
 		return nil, nil
 	}
 	var files []templates.File
-	if isInitNode(l, n) {
+	if l.IsFirstControlPlane(n) {
 		data, err := Init(l, n, f, s)
 		if err != nil {
 			return nil, err
@@ -155,19 +155,8 @@ func InitArgs(l *labfile.Lab) []string {
 // JoinArgs are the arguments of `kubeadm join` on every other node.
 func JoinArgs() []string { return []string{"join", "--config", JoinPath} }
 
-func isKubernetesNode(n *labfile.Node) bool {
-	return n.HasRole(labfile.RoleControlPlane) || n.HasRole(labfile.RoleWorker)
-}
-
-// isInitNode reports whether n is the control plane that runs kubeadm init:
-// the first one in the lab file.
-func isInitNode(l *labfile.Lab, n *labfile.Node) bool {
-	cps := l.ControlPlanes()
-	return len(cps) > 0 && cps[0].Name == n.Name
-}
-
 func checkInitNode(l *labfile.Lab, n *labfile.Node) error {
-	if !isInitNode(l, n) {
+	if !l.IsFirstControlPlane(n) {
 		return fmt.Errorf("only the first control plane (%s) runs kubeadm init", firstControlPlane(l))
 	}
 	return checkNodeIP(l, n)
@@ -175,9 +164,9 @@ func checkInitNode(l *labfile.Lab, n *labfile.Node) error {
 
 func checkJoinNode(l *labfile.Lab, n *labfile.Node) error {
 	switch {
-	case !isKubernetesNode(n):
+	case !n.InCluster():
 		return fmt.Errorf("has neither the control-plane nor the worker role, so it does not join the cluster")
-	case isInitNode(l, n):
+	case l.IsFirstControlPlane(n):
 		return errors.New("is the first control plane: it runs kubeadm init, not join")
 	case len(l.ControlPlanes()) == 0:
 		return errors.New("the lab has no control plane to join")
@@ -444,7 +433,7 @@ func encode(objs ...any) ([]byte, error) {
 // reads them, target[suffix][+patchtype].yaml, with the patch's position in
 // the lab file as suffix so that kubeadm applies them in file order.
 func patchesFor(l *labfile.Lab, n *labfile.Node) []templates.File {
-	if !isKubernetesNode(n) {
+	if !n.InCluster() {
 		return nil
 	}
 	ps := l.Kubernetes.Patches

@@ -124,7 +124,7 @@ func ForPhase(l *labfile.Lab, n *labfile.Node, phase string, in Inputs) ([]templ
 	case LoadBalancer:
 		files, err = templates.LoadBalancerFiles(l, n, in.Facts)
 	case Kubernetes:
-		if isKubernetesNode(n) && l.Kubernetes.Artifacts != labfile.ArtifactsPackages {
+		if n.InCluster() && l.Kubernetes.Artifacts != labfile.ArtifactsPackages {
 			files, err = templates.KubeletFiles()
 		}
 	case Init, JoinControlPlane, JoinWorker:
@@ -155,25 +155,14 @@ func osFiles(l *labfile.Lab, n *labfile.Node) ([]templates.File, error) {
 	return append(files, hosts), nil
 }
 
-func isKubernetesNode(n *labfile.Node) bool {
-	return n.HasRole(labfile.RoleControlPlane) || n.HasRole(labfile.RoleWorker)
-}
-
-// isFirstControlPlane reports whether n runs kubeadm init, and with it
-// everything lab does once per cluster.
-func isFirstControlPlane(l *labfile.Lab, n *labfile.Node) bool {
-	cps := l.ControlPlanes()
-	return len(cps) > 0 && cps[0].Name == n.Name
-}
-
 // kubeadmPhase is the phase that runs kubeadm on n: init on the first
 // control plane, a control-plane join on the others, a worker join on the
 // rest of the cluster, and none off it.
 func kubeadmPhase(l *labfile.Lab, n *labfile.Node) string {
 	switch {
-	case !isKubernetesNode(n):
+	case !n.InCluster():
 		return ""
-	case isFirstControlPlane(l, n):
+	case l.IsFirstControlPlane(n):
 		return Init
 	case n.HasRole(labfile.RoleControlPlane):
 		return JoinControlPlane
@@ -186,19 +175,19 @@ func kubeadmPhase(l *labfile.Lab, n *labfile.Node) string {
 // (builtin), or Cilium's chart values on the first control plane, which
 // installs the chart (cilium).
 func cniFiles(l *labfile.Lab, n *labfile.Node, in Inputs) ([]templates.File, error) {
-	if !isKubernetesNode(n) {
+	if !n.InCluster() {
 		return nil, nil
 	}
 	switch l.CNI.Type {
 	case labfile.CNIBuiltin:
 		files, err := templates.LabNodeFiles(l, n, in.LabNode)
-		if err != nil || !isFirstControlPlane(l, n) {
+		if err != nil || !l.IsFirstControlPlane(n) {
 			return files, err
 		}
 		rbac, err := templates.LabNodeRBACFile(l, n)
 		return append(files, rbac), err
 	case labfile.CNICilium:
-		if !isFirstControlPlane(l, n) {
+		if !l.IsFirstControlPlane(n) {
 			return nil, nil
 		}
 		values, err := cilium.ValuesYAML(l, in.Facts)
