@@ -87,11 +87,11 @@ func open(l *labfile.Lab, o Options, command string) (*session, error) {
 	}
 	// A dry run changes nothing: no lock, no state directory made, no
 	// host key recorded.
-	open := state.Open
+	openDir := state.Open
 	if o.DryRun {
-		open, o.readOnly = state.Look, true
+		openDir, o.readOnly = state.Look, true
 	}
-	dir, err := open(o.StateRoot, l.Metadata.Name)
+	dir, err := openDir(o.StateRoot, l.Metadata.Name)
 	if err != nil {
 		return nil, err
 	}
