@@ -61,7 +61,7 @@ dist: nodebin ## release archives of lab for every platform, with SHA256SUMS, in
 		fi; \
 		rm -r $(DIST)/$$name; \
 	done
-	cd $(DIST) && sha256sum lab-$(VERSION)-* > SHA256SUMS
+	cd $(DIST) && sha256sum lab-$(VERSION)-* > SHA256SUMS && sha256sum --quiet -c SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
 test: ## unit tests only (no root, no tools needed; judges that need tools skip)
@@ -90,7 +90,7 @@ dockerd: deps ## start a private Docker daemon for container nodes
 node-image: build dockerd ## build the container node image (debootstrap, offline afterwards)
 	DOCKER_HOST=$$(bash .ci/dockerd.sh) $(LAB) image build
 
-# The whole suite: lab cross-compiled for every platform, unit tests,
+# The whole suite: lab cross-compiled and archived for every platform (dist), unit tests,
 # real-tool judges, SSH against real sshd, eBPF in the real kernel, and
 # end-to-end tests on container nodes. Needs root and the packages .ci/run
 # installs. LAB_REQUIRE_TOOLS=1 turns every "tool missing"
@@ -98,7 +98,7 @@ node-image: build dockerd ## build the container node image (debootstrap, offlin
 # The end-to-end tests run last and alone: they measure failover times and
 # assert that a VIP never moves without cause, which other test packages
 # saturating the CPUs beside them would disturb.
-test-all: deps lint cross check-generate tools dockerd build ## everything, as CI runs it (root)
+test-all: deps lint dist check-generate tools dockerd build ## everything, as CI runs it (root)
 	DOCKER_HOST=$$(bash .ci/dockerd.sh) LAB_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 30m -p 2 ./...
 	DOCKER_HOST=$$(bash .ci/dockerd.sh) LAB_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 45m -p 1 -tags e2e ./provision/e2e/...
 
