@@ -15,11 +15,13 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/atomicfile"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/labctl/lab/internal/atomicfile"
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider"
@@ -90,6 +92,14 @@ func Prepare(dir string, l *labfile.Lab, vagrantfile []byte) error {
 		name string
 		data []byte
 	}{{"Vagrantfile", vagrantfile}, {VMListFile, js}} {
+		// Unchanged files stay as they are: commands that only look
+		// (status, up --dry-run) then write nothing.
+		path := filepath.Join(dir, f.name)
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, f.data) {
+			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == 0o600 {
+				continue
+			}
+		}
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
 			return fmt.Errorf("vagrant provider: writing the %s of lab %s: %w", f.name, l.Metadata.Name, err)
 		}
@@ -164,11 +174,19 @@ func (p *Provider) Delete(ctx context.Context, l *labfile.Lab) error {
 // ssh-config` names. Vagrant cannot show a VM's host key out of band, so
 // none is pinned: the lab's accept-new or strict policy applies.
 func (p *Provider) Nodes(ctx context.Context, l *labfile.Lab) ([]provider.NodeInfo, error) {
-	out, err := p.vagrant(ctx, l, "status", "--machine-readable")
-	if err != nil {
-		return nil, err
+	states := map[string]provider.State{}
+	// Without Vagrant's machine directory no VM of this lab exists; asking
+	// vagrant would only write its files into a state directory that a
+	// command that only looks must not create.
+	if _, err := os.Stat(p.machineDir()); err == nil {
+		out, err := p.vagrant(ctx, l, "status", "--machine-readable")
+		if err != nil {
+			return nil, err
+		}
+		states = parseStatus(out)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("vagrant provider: %w", err)
 	}
-	states := parseStatus(out)
 	var cfg map[string]sshConfig
 	if anyRunning(states) {
 		raw, err := p.vagrant(ctx, l, "ssh-config")

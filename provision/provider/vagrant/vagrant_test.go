@@ -162,8 +162,34 @@ func TestEmbeddedVagrantfileIsTheRepositorys(t *testing.T) {
 	}
 }
 
+// TestNodesOfANewLabAskNoOne: before vagrant has made any machine of the
+// lab, every node is missing, and neither vagrant runs nor anything is
+// written (lab up --dry-run and lab status only look).
+func TestNodesOfANewLabAskNoOne(t *testing.T) {
+	p, l, log := setup(t)
+	infos, err := p.Nodes(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		if in.State != provider.StateMissing {
+			t.Errorf("%s: state %s, want missing", in.Name, in.State)
+		}
+	}
+	if _, err := os.Stat(log); err == nil {
+		t.Error("vagrant ran for a lab it has no machines of")
+	}
+	if entries, _ := os.ReadDir(p.o.StateDir); len(entries) > 0 {
+		t.Errorf("Nodes wrote into the state directory: %v", entries)
+	}
+}
+
 func TestNodesReadStatusAndSSHConfig(t *testing.T) {
 	p, l, _ := setup(t)
+	// What `vagrant up` leaves: its machine directory.
+	if err := os.MkdirAll(p.machineDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	infos, err := p.Nodes(context.Background(), l)
 	if err != nil {
 		t.Fatal(err)
