@@ -119,6 +119,9 @@ func (r *Run) cachedSet(ctx context.Context, g *gatheredSet) (*artifacts.Set, er
 		// A Set the cache lacks, or holds damaged, is for Run to gather
 		// again.
 		g.set, _ = lay.Cache().FindFor(&r.Lab.Kubernetes, arch)
+		if g.set != nil {
+			r.info("kubernetes", "", "artifacts: found in the cache (set %s, made by the %s source)", g.set.Key, g.set.Source)
+		}
 	}
 	return g.set, nil
 }
