@@ -89,7 +89,7 @@ func OSFiles(l *labfile.Lab, n *labfile.Node) ([]File, error) {
 // LoadBalancerFiles are HAProxy's and Keepalived's files on a node that may
 // hold the VIP, and nothing on any other node.
 func LoadBalancerFiles(l *labfile.Lab, n *labfile.Node, f Facts) ([]File, error) {
-	if !IsLoadBalancer(l, n) {
+	if !l.IsLoadBalancer(n) {
 		return nil, nil
 	}
 	if err := f.Check(); err != nil {
@@ -116,17 +116,6 @@ func RuntimeFiles(l *labfile.Lab, n *labfile.Node, f Facts) ([]File, error) {
 func header(l *labfile.Lab, n *labfile.Node) string {
 	return fmt.Sprintf("Rendered by lab for node %s of lab %s. `lab up` overwrites it: edit the lab file instead.",
 		n.Name, l.Metadata.Name)
-}
-
-// IsLoadBalancer reports whether n is one of the lab's load-balancer nodes
-// (dedicated ones, or the control planes in vip mode without them).
-func IsLoadBalancer(l *labfile.Lab, n *labfile.Node) bool {
-	for _, lb := range l.LoadBalancers() {
-		if lb.Name == n.Name {
-			return true
-		}
-	}
-	return false
 }
 
 // render executes the embedded template for path: etc/.../<base of path>.tmpl.

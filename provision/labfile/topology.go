@@ -23,6 +23,17 @@ func (l *Lab) IsFirstControlPlane(n *Node) bool {
 	return len(cps) > 0 && cps[0].Name == n.Name
 }
 
+// IsLoadBalancer reports whether n is one of the lab's load-balancer nodes
+// (dedicated ones, or the control planes in vip mode without them).
+func (l *Lab) IsLoadBalancer(n *Node) bool {
+	for _, lb := range l.LoadBalancers() {
+		if lb.Name == n.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // KubernetesNodes returns the nodes that join the cluster: control planes
 // first, then workers, each in file order.
 func (l *Lab) KubernetesNodes() []*Node {

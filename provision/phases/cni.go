@@ -229,12 +229,7 @@ func (r *Run) labNodeFiles(node string, cred labNodeCred) ([]templates.File, err
 	if err != nil {
 		return nil, err
 	}
-	in, err := r.inputs(node)
-	if err != nil {
-		return nil, err
-	}
-	in.LabNode = cred.credential()
-	files, err := nodefiles.ForPhase(r.Lab, r.node(node), nodefiles.CNI, in)
+	files, err := r.files(node, nodefiles.CNI, func(in *nodefiles.Inputs) { in.LabNode = cred.credential() })
 	return append([]templates.File{bin}, files...), err
 }
 

@@ -40,14 +40,11 @@ func (r *Run) secrets() (kubeadm.Secrets, error) {
 // join) installs on node, with the lab's credentials and, for joins, the
 // CA hash learnt from the first control plane.
 func (r *Run) kubeadmFiles(node, phase string) ([]templates.File, error) {
-	in, err := r.inputs(node)
+	secrets, err := r.secrets()
 	if err != nil {
 		return nil, err
 	}
-	if in.Kubeadm, err = r.secrets(); err != nil {
-		return nil, err
-	}
-	return nodefiles.ForPhase(r.Lab, r.node(node), phase, in)
+	return r.files(node, phase, func(in *nodefiles.Inputs) { in.Kubeadm = secrets })
 }
 
 // apiHealthy reports whether the API server answers through the admin

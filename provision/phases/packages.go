@@ -23,20 +23,11 @@ func (r *Run) runtimePackages(node string) map[string]string {
 			want[prog] = pkg
 		}
 	}
-	if r.isLoadBalancer(node) {
+	if r.Lab.IsLoadBalancer(n) {
 		want["haproxy"] = "haproxy"
 		want["keepalived"] = "keepalived"
 	}
 	return want
-}
-
-func (r *Run) isLoadBalancer(node string) bool {
-	for _, lb := range r.Lab.LoadBalancers() {
-		if lb.Name == node {
-			return true
-		}
-	}
-	return false
 }
 
 // missingPrograms lists the programs of want the node lacks, sorted.

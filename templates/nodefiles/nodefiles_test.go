@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,23 +154,11 @@ func TestWhoGetsWhat(t *testing.T) {
 			}
 		}
 		for phase, want := range tc.want {
-			if strings.Join(sorted(want), " ") != strings.Join(got[phase], " ") {
-				t.Errorf("%s/%s, phase %s: got %v, want %v", tc.lab, tc.node, phase, got[phase], sorted(want))
+			if strings.Join(slices.Sorted(slices.Values(want)), " ") != strings.Join(got[phase], " ") {
+				t.Errorf("%s/%s, phase %s: got %v, want %v", tc.lab, tc.node, phase, got[phase], slices.Sorted(slices.Values(want)))
 			}
 		}
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // TestErrorsNameTheNodeOnce: For names the node; ForPhase leaves that to
