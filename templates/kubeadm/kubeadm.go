@@ -76,7 +76,7 @@ func Init(l *labfile.Lab, n *labfile.Node, f templates.Facts, s Secrets) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	docs := []any{initCfg, clusterCfg, kubeletConfiguration()}
+	docs := []any{initCfg, clusterCfg, kubeletConfiguration(f)}
 	if kp := kubeProxyConfiguration(l, f); kp != nil {
 		docs = append(docs, kp)
 	}
@@ -364,14 +364,34 @@ func certSANs(l *labfile.Lab) []string {
 
 // kubeletConfiguration is the cluster-wide kubelet configuration kubeadm
 // stores at init. Only what lab decides is written; kubeadm defaults the rest.
-func kubeletConfiguration() map[string]any {
-	return map[string]any{
+//
+// Container nodes share the host's disk: the free space the kubelet sees is
+// the host's, which the lab neither owns nor can free. With the kubelet's
+// defaults a host disk past 85-90% full marks every node DiskPressure,
+// evicts every pod and garbage-collects images an offline lab cannot pull
+// again. So on container nodes disk-based eviction and image garbage
+// collection are off, and only memory pressure evicts (kind does the same).
+func kubeletConfiguration(f templates.Facts) map[string]any {
+	cfg := map[string]any{
 		"apiVersion": "kubelet.config.k8s.io/v1beta1",
 		"kind":       "KubeletConfiguration",
 		// The container runtime is configured with SystemdCgroup; both
 		// must agree or pods fail to start.
 		"cgroupDriver": kubeadmconstants.CgroupDriverSystemd,
 	}
+	if f.Container {
+		// A partial evictionHard map replaces the kubelet's defaults
+		// whole, so memory's default threshold is spelled out.
+		cfg["evictionHard"] = map[string]string{
+			"memory.available":   "100Mi",
+			"nodefs.available":   "0%",
+			"nodefs.inodesFree":  "0%",
+			"imagefs.available":  "0%",
+			"imagefs.inodesFree": "0%",
+		}
+		cfg["imageGCHighThresholdPercent"] = 100
+	}
+	return cfg
 }
 
 // kubeProxyConfiguration is kube-proxy's configuration where lab needs one:

@@ -577,3 +577,23 @@ func TestKubeProxyMasqueradesForBuiltin(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerNodesIgnoreHostDisk: container nodes see the host's disk, so
+// their kubelets must not evict pods or collect images for its free space;
+// VMs keep the kubelet's defaults.
+func TestContainerNodesIgnoreHostDisk(t *testing.T) {
+	l := labs(t)["ci"]
+	for _, container := range []bool{true, false} {
+		f := testFacts
+		f.Container = container
+		data, err := Init(l, l.ControlPlanes()[0], f, Placeholders())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"nodefs.available: 0%", "imagefs.available: 0%", "memory.available: 100Mi", "imageGCHighThresholdPercent: 100"} {
+			if got := strings.Contains(string(data), want); got != container {
+				t.Errorf("container=%v: %q present %v", container, want, got)
+			}
+		}
+	}
+}
