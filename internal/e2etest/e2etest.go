@@ -8,11 +8,13 @@
 package e2etest
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -82,6 +84,37 @@ func Run(ctx context.Context, name string, args ...string) (string, error) {
 		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// RunInput is Run with input on the program's standard input.
+func RunInput(ctx context.Context, input, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// NetcheckName connects to a netcheck server at addr from this machine and
+// returns the name it answered with, or "error: ..." within 3 s.
+func NetcheckName(ctx context.Context, addr string) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return strings.TrimSpace(line)
 }
 
 // Exec runs a shell script as root in a node container. Tests judge the

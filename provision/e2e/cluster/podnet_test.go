@@ -98,7 +98,9 @@ func (l *testLab) checkPodNetwork(t *testing.T, ctx context.Context, kubectl, ku
 	for _, ip := range services {
 		clusterIPs = append(clusterIPs, ip+":80")
 	}
-	l.waitKubeProxy(t, ctx, clusterIPs...)
+	if l.lab.Kubernetes.KubeProxyEnabled() {
+		l.waitKubeProxy(t, ctx, clusterIPs...)
+	}
 	t.Logf("pod network: %d netcheck pods Ready, with endpoints programmed on every node, after %v", len(pods), time.Since(start).Round(time.Millisecond))
 
 	domain := l.lab.Kubernetes.DNSDomain
