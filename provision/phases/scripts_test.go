@@ -44,7 +44,7 @@ func TestGeneratedScripts(t *testing.T) {
 		"stamp alone":                stampScript("", programStamp, bins, sums),
 		"fresh":                      freshCheck(freshCall("haproxy", templates.HAProxyConfigPath), freshCall("keepalived", templates.KeepalivedConfigPath)),
 		"restart containerd":         restartContainerdScript(true),
-		"cilium":                     ciliumScript("1.18.3"),
+		"cilium":                     ciliumScript(ciliumChartPath("1.18.3")),
 		"kubectl diff lab-node RBAC": rbacDiff(rbac),
 		"token":                      script(tokenSh, "abcdef", "abcdef.0123456789abcdef", "2h0m0s"),
 	} {
