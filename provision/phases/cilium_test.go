@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -351,5 +353,86 @@ func TestCiliumStamp(t *testing.T) {
 	}
 	if _, ok := parseCiliumStamp(""); ok {
 		t.Error("no stamp parsed as one")
+	}
+}
+
+// TestNodeMountsScript runs node_mounts.sh on mountinfo files as Docker
+// leaves a node (private, no bpffs), as the entrypoint leaves it, and
+// with bpffs mounted but still private.
+func TestNodeMountsScript(t *testing.T) {
+	dir := t.TempDir()
+	const (
+		root    = "1406 1318 0:170 / / rw,relatime %s- overlay overlay rw\n"
+		sys     = "1411 1406 0:175 / /sys rw,nosuid %s- sysfs sysfs rw\n"
+		bpffs   = "1500 1411 0:190 / /sys/fs/bpf rw,nosuid %s- bpf bpffs rw,mode=700\n"
+		private = ""
+		shared  = "shared:7 "
+	)
+	for name, tc := range map[string]struct {
+		mountinfo string
+		want      string
+	}{
+		"docker":             {fmt.Sprintf(root+sys, private, private), "bpffs shared"},
+		"entrypoint":         {fmt.Sprintf(root+sys+bpffs, shared, shared, shared), ""},
+		"bpffs, private":     {fmt.Sprintf(root+sys+bpffs, private, private, private), "shared"},
+		"shared, no bpffs":   {fmt.Sprintf(root+sys, shared, shared), "bpffs"},
+		"bpffs hidden later": {fmt.Sprintf(root+sys+bpffs, shared, shared, shared) + "1600 1411 0:191 / /sys/fs/bpf rw - tmpfs tmpfs rw\n", "bpffs"},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		if err := os.WriteFile(p, []byte(tc.mountinfo), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("sh", "-c", script(nodeMountsSh, p)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		if got := strings.Join(strings.Fields(string(out)), " "); got != tc.want {
+			t.Errorf("%s: lacks %q, want %q", name, got, tc.want)
+		}
+	}
+}
+
+// TestOSPhaseCiliumMounts: on a Cilium lab the os phase gives each node
+// what node_mounts.sh says it lacks and its Done check asks it; a builtin
+// lab's nodes are not asked.
+func TestOSPhaseCiliumMounts(t *testing.T) {
+	c, d := newCiliumRun(t, labfile.ArtifactsBuild)
+	lacks := "bpffs\nshared\n"
+	var fixes []string
+	d["w1"].answer = func(cmd string) (string, error) {
+		switch {
+		case cmd == nodeMountsSh:
+			return lacks, nil
+		case strings.HasPrefix(cmd, "mount "):
+			fixes = append(fixes, cmd)
+			lacks = ""
+		}
+		return "", nil
+	}
+	if err := c.PrepareOS().Run(t.Context(), "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(fixes) != 2 || !strings.Contains(fixes[0], "mount -t bpf") || fixes[1] != "mount --make-rshared /" {
+		t.Errorf("fixes %q", fixes)
+	}
+	lacks = "shared\n"
+	d["w1"].answer = func(cmd string) (string, error) {
+		if cmd == nodeMountsSh {
+			return lacks, nil
+		}
+		return "", nil
+	}
+	if err := c.PrepareOS().Run(t.Context(), "w1"); err == nil || !strings.Contains(err.Error(), "still shared") {
+		t.Errorf("a mount that does not take: %v", err)
+	}
+
+	b, bd := newTestRun(t)
+	if err := b.PrepareOS().Run(t.Context(), "w1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range bd["w1"].cmds {
+		if cmd == nodeMountsSh {
+			t.Error("a builtin lab's node was asked about Cilium's mounts")
+		}
 	}
 }

@@ -40,6 +40,8 @@ var (
 	kubernetesSh string
 	//go:embed missing.sh
 	missingSh string
+	//go:embed node_mounts.sh
+	nodeMountsSh string
 	//go:embed prepare.sh
 	prepareSh string
 	//go:embed reset.sh
