@@ -121,14 +121,14 @@ func SharedMount(mounts []Mount, path string) error {
 }
 
 // Cgroup2At is nil when dir is the unified cgroup v2 hierarchy. On a
-// container node it must be: Cilium attaches its socket programs to the
+// container node it should be: Cilium attaches its socket programs to the
 // cgroup2 root it mounts in the node's cgroup namespace, which on a
 // cgroup v1 host (where Docker gives containers the host's namespace) is
-// the host's root, shared by every node.
+// the host's root, shared by every node and the host itself.
 func Cgroup2At(mounts []Mount, dir string) error {
 	m, ok := MountOf(mounts, dir)
 	if !ok || m.Point != dir || m.FSType != "cgroup2" {
-		return errors.New(dir + " is not cgroup2 (cgroup v1 host): Cilium's socket load balancing would attach to the host's root cgroup; run container nodes on a cgroup v2 host")
+		return errors.New(dir + " is not cgroup2 (cgroup v1 host): Cilium's socket load balancing attaches to the host's root cgroup, for every node and the host alike; run container nodes on a cgroup v2 host")
 	}
 	return nil
 }

@@ -121,7 +121,12 @@ func ciliumChecks(add func(string, bool, error), opts Options) {
 	}
 	add(CheckBPFFS, true, either(BPFFSMounted(mounts, "/sys/fs/bpf")))
 	add(CheckBPFFSShared, true, either(SharedMount(mounts, "/sys/fs/bpf")))
-	add(CheckCgroup2At, opts.Container, either(Cgroup2At(mounts, "/sys/fs/cgroup")))
+	// Reported, not required, on container nodes: whether the socket
+	// programs at a cgroup v1 host's root harm more than they help is
+	// for the user to judge (the agents' maps are alike on every node).
+	if opts.Container {
+		add(CheckCgroup2At, false, either(Cgroup2At(mounts, "/sys/fs/cgroup")))
+	}
 	// apply-sysctl-overwrites writes /etc/sysctl.d and restarts
 	// systemd-sysctl, which skips a read-only /proc/sys: rp_filter then
 	// stays as it was, and never fails the pod.
