@@ -51,8 +51,11 @@ func newResetCommand(s *settings) *cobra.Command {
 		Short: "Wipe Kubernetes and everything lab installed from the nodes, then prove it",
 		Long: `reset runs kubeadm reset and removes /etc/kubernetes, /var/lib/etcd, CNI
 configs and binaries, eBPF pins, HAProxy and Keepalived configs and the VIP,
-KUBE-* and CILIUM-* iptables and nftables rules and IPVS services. Then it
-audits every node and fails listing anything left. The nodes stay.`,
+KUBE-* and CILIUM-* iptables and nftables rules and IPVS services, and what
+Cilium's agent leaves besides: its tc and XDP programs, devices, mounts,
+network namespaces, routing rules and tables, and routes into the pod
+subnet. Then it audits every node and fails listing anything left. The
+nodes stay.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lab, err := loadLab(cmd, s, args)

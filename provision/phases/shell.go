@@ -16,6 +16,8 @@ var (
 	aptInstallSh string
 	//go:embed audit.sh
 	auditSh string
+	//go:embed audit_cilium.sh
+	auditCiliumSh string
 	//go:embed cilium.sh
 	ciliumSh string
 	//go:embed cilium_status.sh
@@ -46,6 +48,8 @@ var (
 	prepareSh string
 	//go:embed reset.sh
 	resetSh string
+	//go:embed reset_cilium.sh
+	resetCiliumSh string
 	//go:embed restart_containerd.sh
 	restartContainerdSh string
 	//go:embed start_lab_node.sh
