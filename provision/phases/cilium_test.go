@@ -436,3 +436,44 @@ func TestOSPhaseCiliumMounts(t *testing.T) {
 		}
 	}
 }
+
+// TestCiliumAgents: every Kubernetes node is listed in lab order, with
+// its agent's readiness, restarts and cilium-dbg's answer, a node without
+// an agent pod says so, and an agent on a node the lab does not name (or
+// on none) is kept.
+func TestCiliumAgents(t *testing.T) {
+	c, d := newCiliumRun(t, labfile.ArtifactsBuild)
+	d["cp1"].answer = func(cmd string) (string, error) {
+		if !strings.Contains(cmd, "k8s-app=cilium") || !strings.Contains(cmd, "cilium-dbg status --brief") {
+			t.Errorf("unexpected command %s", cmd)
+		}
+		return "cp2 cilium-x7k2p true 0 OK\n" +
+			"cp1 cilium-4bq9z true 3 OK\n" +
+			"w1 cilium-zz9c1 false 1 (agent not ready)\n" +
+			"gone cilium-old00 true 0 OK\n" +
+			"<none> cilium-pend0 <none> <none> (agent not ready)\n", nil
+	}
+	agents, err := c.CiliumAgents(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []CiliumAgent{
+		{Node: "cp1", Pod: "cilium-4bq9z", Ready: true, Restarts: 3, Status: "OK"},
+		{Node: "cp2", Pod: "cilium-x7k2p", Ready: true, Status: "OK"},
+		{Node: "cp3", Status: "no Cilium agent pod on this node"},
+		{Node: "w1", Pod: "cilium-zz9c1", Restarts: 1, Status: "(agent not ready)"},
+		{Node: "gone", Pod: "cilium-old00", Ready: true, Status: "OK"},
+		{Pod: "cilium-pend0", Status: "not scheduled"},
+	}
+	if fmt.Sprint(agents) != fmt.Sprint(want) {
+		t.Errorf("agents\n%+v\nwant\n%+v", agents, want)
+	}
+	if len(d["w1"].cmds) != 0 {
+		t.Error("the agents were asked of another node than the first control plane")
+	}
+
+	builtin, _ := newTestRun(t)
+	if _, err := builtin.CiliumAgents(t.Context()); err == nil {
+		t.Error("a builtin lab was asked for Cilium agents")
+	}
+}

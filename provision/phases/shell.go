@@ -20,6 +20,8 @@ var (
 	auditCiliumSh string
 	//go:embed cilium.sh
 	ciliumSh string
+	//go:embed cilium_agents.sh
+	ciliumAgentsSh string
 	//go:embed cilium_status.sh
 	ciliumStatusSh string
 	//go:embed facts.sh
