@@ -259,14 +259,16 @@ func (r *Run) CNIImages() workflow.Phase {
 			return r.installCiliumImages(ctx, node, s)
 		},
 		Describe: func(string) []string {
-			src := "Sources.Cilium"
-			if r.Sources.Cilium == nil && r.Lab.Kubernetes.Artifacts == labfile.ArtifactsBuild {
-				src = "the build source (artifact cache, else built from github.com/cilium/cilium)"
+			var gather string
+			switch {
+			case r.Sources.Cilium != nil:
+				gather = "gather Cilium " + v + "'s images and chart from the Cilium source lab was given (once)"
+			case r.Lab.Kubernetes.Artifacts == labfile.ArtifactsBuild:
+				gather = "find Cilium " + v + "'s images and chart in the artifact cache, else build them from github.com/cilium/cilium (once)"
+			default:
+				gather = "stop: kubernetes.artifacts " + r.Lab.Kubernetes.Artifacts + " has no source for Cilium's chart (use build)"
 			}
-			return []string{
-				"gather Cilium " + v + "'s images and chart from " + src + " (once)",
-				"import the images containerd lacks (ctr -n k8s.io images import); record them in " + ciliumImagesStamp,
-			}
+			return []string{gather, "import the images containerd lacks (ctr -n k8s.io images import); record them in " + ciliumImagesStamp}
 		},
 	}
 }
