@@ -52,6 +52,10 @@ type Options struct {
 	// directory. The CLI gives the docker node image's; nil limits the
 	// build source to Sets already in the cache.
 	Userland func(nodeImageDir string) (string, error)
+	// Cilium gives the lab's Cilium images and chart (cni: cilium, see
+	// phases.Sources.Cilium); nil uses the build source for labs with
+	// kubernetes.artifacts: build and leaves other labs without one.
+	Cilium phases.CiliumSource
 	// Vagrantfile replaces the Vagrantfile built into lab for vagrant labs
 	// (default: the built-in one).
 	Vagrantfile string
@@ -314,7 +318,7 @@ func (s *session) keyFilesLocked() []string {
 
 // sources resolves where the files lab pushes to nodes come from.
 func (o Options) sources() phases.Sources {
-	a := phases.Sources{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir, Userland: o.Userland}
+	a := phases.Sources{LabNodeDir: o.LabNodeDir, Helm: o.Helm, CacheDir: o.CacheDir, Userland: o.Userland, Cilium: o.Cilium}
 	if a.LabNodeDir == "" {
 		if exe, err := os.Executable(); err == nil {
 			a.LabNodeDir = filepath.Dir(exe)

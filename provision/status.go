@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,10 +42,16 @@ type LabStatus struct {
 	VIPHolders []string     `json:"vipHolders,omitempty"`
 	API        string       `json:"api"` // healthy, or what failed
 	Nodes      []NodeStatus `json:"nodes"`
+	// Cilium is every Kubernetes node's Cilium agent (cni: cilium), as
+	// the first control plane's kubectl sees it; CiliumError says why
+	// there is no list.
+	Cilium      []phases.CiliumAgent `json:"cilium,omitempty"`
+	CiliumError string               `json:"ciliumError,omitempty"`
 }
 
 // Status reports each node's reachability and completed phases, who holds
-// the VIP and whether the API answers through the endpoint. It changes
+// the VIP, whether the API answers through the endpoint and, with Cilium,
+// each agent's readiness and `cilium-dbg status --brief`. It changes
 // nothing and does not take the lab's lock (it may run beside lab up).
 func Status(ctx context.Context, l *labfile.Lab, o Options) (*LabStatus, error) {
 	s, err := openReadOnly(l, o)
@@ -113,7 +120,39 @@ func Status(ctx context.Context, l *labfile.Lab, o Options) (*LabStatus, error) 
 		}
 	}
 	st.API = apiHealth(ctx, l, s.dir.Kubeconfig())
+	if l.CNI.Type == labfile.CNICilium {
+		st.Cilium, st.CiliumError = ciliumAgents(ctx, c, st)
+	}
 	return st, nil
+}
+
+// ciliumStatusTimeout bounds the Cilium part of lab status: one kubectl
+// get, and one cilium-dbg status --brief per ready agent.
+const ciliumStatusTimeout = 30 * time.Second
+
+// ciliumAgents asks the first control plane about the Cilium agents when
+// it is reachable and the API healthy; otherwise it says why not.
+func ciliumAgents(ctx context.Context, c *phases.Run, st *LabStatus) ([]phases.CiliumAgent, string) {
+	first := st.Nodes[0]
+	for _, n := range st.Nodes {
+		if slices.Contains(n.Roles, labfile.RoleControlPlane) {
+			first = n
+			break
+		}
+	}
+	switch {
+	case !first.Reachable:
+		return nil, "not asked: " + first.Name + " is not reachable"
+	case st.API != "healthy":
+		return nil, "not asked: the API is not healthy"
+	}
+	cctx, cancel := context.WithTimeout(ctx, ciliumStatusTimeout)
+	defer cancel()
+	agents, err := c.CiliumAgents(cctx)
+	if err != nil {
+		return nil, firstLine(err.Error())
+	}
+	return agents, ""
 }
 
 // apiHealth asks the API server's /healthz through the endpoint, trusting

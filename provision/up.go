@@ -28,6 +28,7 @@ func UpPhases(l *labfile.Lab, c *phases.Run, nodesPhase workflow.Phase) []workfl
 		c.JoinControlPlanes(),
 		c.JoinWorkers(),
 		c.Preflight(),
+		c.CNIImages(),
 		c.CNI(),
 		c.Ready(5 * time.Minute),
 		c.Kubeconfig(),

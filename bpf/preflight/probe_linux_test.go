@@ -20,8 +20,16 @@ func TestProbeThisKernel(t *testing.T) {
 		var b strings.Builder
 		WriteTable(&b, []Report{r})
 		t.Logf("%s:\n%s", opts.Datapath, b.String())
-		if !r.OK {
-			t.Errorf("%s: missing %+v", opts.Datapath, r.Missing())
+		// This machine is no node: lab up has not mounted its bpffs
+		// nor made its mounts shared. Only the kernel is judged here.
+		setup := map[string]bool{}
+		for _, n := range NodeSetupChecks() {
+			setup[n] = true
+		}
+		for _, m := range r.Missing() {
+			if !setup[m.Name] {
+				t.Errorf("%s: missing %+v", opts.Datapath, m)
+			}
 		}
 		for _, name := range []string{"helper bpf_redirect_neigh", "helper bpf_redirect_peer", "helper bpf_fib_lookup", "tcx"} {
 			found := false

@@ -23,6 +23,7 @@ func runPreflight(args []string) error {
 	fs.StringVar(&opts.Node, "node-name", host, "node name to put in the report")
 	fs.StringVar(&opts.Datapath, "cni", preflight.Builtin, "datapath to check for: builtin or cilium")
 	fs.StringVar(&opts.CiliumVersion, "cilium-version", "", "Cilium version, for its minimum kernel (with --cni cilium)")
+	fs.BoolVar(&opts.Container, "container", false, "the node is a container (with --cni cilium: report whether it has cgroup v2)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

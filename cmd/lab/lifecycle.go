@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -51,8 +52,11 @@ func newResetCommand(s *settings) *cobra.Command {
 		Short: "Wipe Kubernetes and everything lab installed from the nodes, then prove it",
 		Long: `reset runs kubeadm reset and removes /etc/kubernetes, /var/lib/etcd, CNI
 configs and binaries, eBPF pins, HAProxy and Keepalived configs and the VIP,
-KUBE-* and CILIUM-* iptables and nftables rules and IPVS services. Then it
-audits every node and fails listing anything left. The nodes stay.`,
+KUBE-* and CILIUM-* iptables and nftables rules and IPVS services, and what
+Cilium's agent leaves besides: its tc and XDP programs, devices, mounts,
+network namespaces, routing rules and tables, and routes into the pod
+subnet. Then it audits every node and fails listing anything left. The
+nodes stay.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lab, err := loadLab(cmd, s, args)
@@ -104,7 +108,7 @@ secrets, kubeconfig). Static hosts are never deleted.`,
 func newStatusCommand(s *settings) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status [FILE]",
-		Short: "Show each node's reachability and completed phases, the VIP holder and API health",
+		Short: "Show each node's reachability and completed phases, the VIP holder, API health and Cilium's agents",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lab, err := loadLab(cmd, s, args)
@@ -137,9 +141,36 @@ func newStatusCommand(s *settings) *cobra.Command {
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, strings.Join(n.Roles, ","), n.Address, n.Machine, reach, orNone(n.Phases))
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if lab.CNI.Type == labfile.CNICilium {
+				return writeCiliumAgents(cmd.OutOrStdout(), st)
+			}
+			return nil
 		},
 	}
+}
+
+// writeCiliumAgents is the Cilium part of lab status: one row per node's
+// agent, from the first control plane's kubectl.
+func writeCiliumAgents(out io.Writer, st *provision.LabStatus) error {
+	fmt.Fprintln(out)
+	if st.CiliumError != "" {
+		_, err := fmt.Fprintf(out, "Cilium agents: %s\n", st.CiliumError)
+		return err
+	}
+	fmt.Fprintln(out, "Cilium agents (kubectl get pods -l k8s-app=cilium; cilium-dbg status --brief in each ready one):")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tPOD\tREADY\tRESTARTS\tCILIUM-DBG STATUS")
+	for _, a := range st.Cilium {
+		pod := a.Pod
+		if pod == "" {
+			pod = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%t\t%d\t%s\n", a.Node, pod, a.Ready, a.Restarts, a.Status)
+	}
+	return w.Flush()
 }
 
 func orNone(s []string) string {

@@ -131,6 +131,10 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 	}
 	w.at[path] = pos{n.Line, n.Column}
 	if t == anyType {
+		// Free-form values (cni.cilium.values) are not checked, but
+		// their positions are kept, so that a warning about one of
+		// them points at its line.
+		w.mark(n, path)
 		return
 	}
 	for t.Kind() == reflect.Pointer {
@@ -197,6 +201,23 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			w.fail(n, path, fmt.Sprintf("expected %s, got %q", kindName(t), n.Value), "")
+		}
+	}
+}
+
+// mark records where every value under n starts, for values of no fixed
+// type. It does not follow aliases: an alias is located where it is
+// written, and one that refers to its own ancestor cannot loop.
+func (w *walker) mark(n *yaml.Node, path string) {
+	w.at[path] = pos{n.Line, n.Column}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			w.mark(n.Content[i+1], join(path, n.Content[i].Value))
+		}
+	case yaml.SequenceNode:
+		for i, e := range n.Content {
+			w.mark(e, fmt.Sprintf("%s[%d]", path, i))
 		}
 	}
 }

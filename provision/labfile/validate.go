@@ -526,6 +526,7 @@ func (v *validator) cni() {
 	if l.CNI.Cilium != nil && l.CNI.Type != CNICilium {
 		v.errorf("cni.cilium", "remove it, or set cni.type: cilium", "cilium settings given but cni.type is %s", l.CNI.Type)
 	}
+	v.ciliumOffline()
 }
 
 func (v *validator) ssh() {

@@ -1,6 +1,6 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-marker=$1 vip=$2
-shift 2
+marker=$1 vip=$2 pods=$3
+shift 3
 # The paths reset wipes, up to --. An empty directory is no trace:
 # containerd makes /etc/cni/net.d.
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
@@ -22,5 +22,7 @@ done
 command -v nft >/dev/null 2>&1 && nft list tables 2>/dev/null | awk '$3 ~ /^(kube-proxy|cilium)/ {print "nftables table " $2 " " $3}'
 command -v ipvsadm >/dev/null 2>&1 && ipvsadm -Ln 2>/dev/null | awk '$1 == "TCP" || $1 == "UDP" {print "ipvs service " $2}'
 ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(cilium_|lxc|lab[0-9a-f]{4}|kube-ipvs0|cni0|flannel)' | sed 's/^/interface /'
+# Cilium's traces outside the paths above (audit_cilium.sh).
+audit_cilium "$pods"
 grep -q '^# BEGIN lab ' /etc/hosts 2>/dev/null && echo "file /etc/hosts (lab's block)"
 exit 0

@@ -1,1 +1,1 @@
-KUBECONFIG=$1 helm status cilium -n kube-system -o json 2>/dev/null | grep -o '"chart_version":"[^"]*"' || true
+KUBECONFIG=$1 helm list -a -n kube-system --filter '^cilium$' -o json 2>/dev/null || true

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,12 +47,6 @@ func (r *Run) rbacFile() (templates.File, error) {
 // check writes nothing on the node.
 func rbacDiff(rbac templates.File) string {
 	return kubectl + "diff -f - >/dev/null 2>&1 <<'EOF'\n" + string(rbac.Content) + "EOF"
-}
-
-// ciliumScript installs or upgrades Cilium version v with the values lab
-// uploaded, then waits for its agents.
-func ciliumScript(v string) string {
-	return script(ciliumSh, adminConf, v, templates.CiliumValuesPath, strconv.Itoa(int((10 * time.Minute).Seconds())))
 }
 
 // labNodeTokenTimeout bounds the wait for kube-controller-manager to fill
@@ -263,7 +256,8 @@ func (r *Run) ciliumFiles(ctx context.Context, node string) ([]templates.File, e
 }
 
 // CNI installs the pod network: lab-node on every node (builtin), or Cilium
-// with `helm upgrade --install` from the first control plane (cilium).
+// with `helm upgrade --install` from the first control plane (cilium, see
+// ciliumCNI).
 func (r *Run) CNI() workflow.Phase {
 	switch r.Lab.CNI.Type {
 	case labfile.CNIBuiltin:
@@ -305,36 +299,7 @@ func (r *Run) CNI() workflow.Phase {
 			},
 		}
 	case labfile.CNICilium:
-		v := r.Lab.CNI.Cilium.Version
-		return workflow.Phase{
-			Name:  nodefiles.CNI,
-			Needs: needsFacts,
-			Title: "Cilium " + v + " with helm upgrade --install",
-			Order: workflow.Serial,
-			Nodes: func() []string { return []string{r.firstControlPlane()} },
-			Done: func(ctx context.Context, node string) (bool, error) {
-				files, err := r.ciliumFiles(ctx, node)
-				if err != nil {
-					return false, err
-				}
-				if ok, err := r.inPlace(ctx, node, files, ""); err != nil || !ok {
-					return false, err
-				}
-				out, err := r.run(ctx, node, script(ciliumStatusSh, adminConf))
-				return err == nil && strings.Contains(out, v), nil
-			},
-			Run: func(ctx context.Context, node string) error {
-				files, err := r.ciliumFiles(ctx, node)
-				if err != nil {
-					return err
-				}
-				_, err = r.install(ctx, node, files, ciliumScript(v))
-				return err
-			},
-			Describe: func(string) []string {
-				return []string{"write " + templates.CiliumValuesPath, "helm upgrade --install cilium " + v + "; wait for the agents"}
-			},
-		}
+		return r.ciliumCNI()
 	}
 	return workflow.Phase{Name: "cni", Title: "no pod network (cni: none)", Nodes: func() []string { return nil }}
 }

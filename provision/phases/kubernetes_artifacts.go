@@ -232,7 +232,15 @@ func presentImages(ctx context.Context, conn Conn, want []artifacts.Image) (map[
 // missingImages are the node's images containerd lacks or holds with
 // another ID.
 func (r *Run) missingImages(ctx context.Context, node string, conn Conn, s *artifacts.Set) ([]artifacts.Image, error) {
-	want := r.nodeImages(node, s)
+	return missingOf(ctx, conn, r.nodeImages(node, s))
+}
+
+// missingOf are the images of want that containerd lacks or holds with
+// another ID.
+func missingOf(ctx context.Context, conn Conn, want []artifacts.Image) ([]artifacts.Image, error) {
+	if len(want) == 0 {
+		return nil, nil
+	}
 	have, err := presentImages(ctx, conn, want)
 	if err != nil {
 		return nil, err
@@ -244,6 +252,35 @@ func (r *Run) missingImages(ctx context.Context, node string, conn Conn, s *arti
 		}
 	}
 	return missing, nil
+}
+
+// importImages sends the tarballs of images (path names the local file
+// of a digest) and imports them into containerd's k8s.io namespace, where
+// the kubelet looks, then checks that containerd shows each one with its
+// ID. The tarballs go once imported: containerd keeps its own copy.
+func importImages(ctx context.Context, conn Conn, images []artifacts.Image, path func(digest string) string) error {
+	if len(images) == 0 {
+		return nil
+	}
+	var tars []LocalFile
+	var names []string
+	for i, im := range images {
+		dst := fmt.Sprintf("%s/%02d.tar", imagesDir, i)
+		tars = append(tars, LocalFile{Src: path(im.Digest), Dst: dst, Mode: 0o600})
+		names = append(names, dst)
+	}
+	if _, err := uploadLocal(ctx, conn, tars); err != nil {
+		return err
+	}
+	if _, err := conn.Run(ctx, script(importImagesSh, names...)); err != nil {
+		return fmt.Errorf("importing images: %w", err)
+	}
+	if still, err := missingOf(ctx, conn, images); err != nil {
+		return err
+	} else if len(still) > 0 {
+		return fmt.Errorf("containerd does not show image %s with ID %s after importing it", still[0].Ref, still[0].ID)
+	}
+	return nil
 }
 
 // setInstalled reports whether node has the Set's programs and units,
@@ -326,25 +363,8 @@ func (r *Run) installSet(ctx context.Context, node string, s *artifacts.Set) err
 	if len(missing) == 0 {
 		return nil
 	}
-	var tars []LocalFile
-	var names []string
-	for i, im := range missing {
-		dst := fmt.Sprintf("%s/%02d.tar", imagesDir, i)
-		tars = append(tars, LocalFile{Src: s.Path(im.Digest), Dst: dst, Mode: 0o600})
-		names = append(names, dst)
-	}
-	if _, err := uploadLocal(ctx, conn, tars); err != nil {
+	if err := importImages(ctx, conn, missing, s.Path); err != nil {
 		return err
-	}
-	// The tarballs go once imported: containerd keeps its own copy.
-	_, err = conn.Run(ctx, script(importImagesSh, names...))
-	if err != nil {
-		return fmt.Errorf("importing images: %w", err)
-	}
-	if still, err := r.missingImages(ctx, node, conn, s); err != nil {
-		return err
-	} else if len(still) > 0 {
-		return fmt.Errorf("containerd does not show image %s with ID %s after importing it", still[0].Ref, still[0].ID)
 	}
 	r.info("kubernetes", node, "imported %d images", len(missing))
 	return nil

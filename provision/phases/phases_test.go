@@ -267,16 +267,21 @@ func TestJoinsPinTheCAAndRenewCredentialsOnce(t *testing.T) {
 
 func TestResetAndAuditScripts(t *testing.T) {
 	vip := netip.MustParseAddr("10.9.0.10")
-	r := resetScript(vip, "unix:///run/containerd/containerd.sock")
+	r := resetScript(vip, "unix:///run/containerd/containerd.sock", "10.244.0.0/16")
 	for _, want := range []string{"kubeadm reset -f", "/var/lib/etcd", "/etc/cni/net.d", "/sys/fs/bpf/lab", "ipvsadm --clear",
-		"'10.9.0.10'", "grep -Ev '(KUBE|CILIUM)'"} {
+		"'10.9.0.10'", "grep -Ev '(KUBE|CILIUM)'", "reset_cilium \"$pods\"", "'10.244.0.0/16'",
+		"/sys/fs/bpf/tc", "/var/run/cilium", "/opt/cni/bin/cilium-cni", "/etc/cni/net.d/05-cilium.conflist",
+		"/etc/sysctl.d/99-zzz-override_cilium.conf", "rm -rf --one-file-system"} {
 		if !strings.Contains(r, want) {
 			t.Errorf("reset script lacks %q", want)
 		}
 	}
-	a := auditScript(vip)
+	a := auditScript(vip, "10.244.0.0/16")
 	if !regexp.MustCompile(`service \$u is running`).MatchString(a) {
 		t.Error("audit does not look at services")
+	}
+	if !strings.Contains(a, "audit_cilium \"$pods\"") || !strings.Contains(a, "/opt/cni/bin/cilium-cni") {
+		t.Error("audit does not look for Cilium's traces")
 	}
 }
 

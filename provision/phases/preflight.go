@@ -17,13 +17,17 @@ func (r *Run) preflightArgs(node string) string {
 	args := "--node-name " + shq(node) + " --cni " + r.Lab.CNI.Type
 	if r.Lab.CNI.Type == labfile.CNICilium {
 		args += " --cilium-version " + shq(r.Lab.CNI.Cilium.Version)
+		if r.Containers {
+			args += " --container"
+		}
 	}
 	return args
 }
 
 // Preflight pushes lab-node to every cluster node and asks the kernel
 // whether it has what the chosen datapath needs (program and map types,
-// helpers, TCX, BTF, the chosen Cilium's minimum kernel). A node that lacks
+// helpers, TCX, BTF, the chosen Cilium's minimum kernel, and for Cilium
+// the node's bpffs, shared mounts and cgroup v2). A node that lacks
 // something required fails with the list; every report is kept for
 // PreflightReports.
 func (r *Run) Preflight() workflow.Phase {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
@@ -50,42 +51,61 @@ func (d readOnlyDialer) Dial(_ context.Context, node string) (Conn, error) { ret
 // every node it visits, with nodes that answer "all is well" and nodes
 // whose every command fails, and fails on any upload or command that
 // would change a node: Done is read-only by contract (lab up --dry-run
-// runs it).
+// runs it), and none may gather Cilium's set, which may mean building it.
 func TestDoneChecksOnlyRead(t *testing.T) {
+	labs := map[string]func(t *testing.T) (*Run, fakeDialer){
+		"builtin": newTestRun,
+		"cilium": func(t *testing.T) (*Run, fakeDialer) {
+			c, d := newCiliumRun(t, labfile.ArtifactsBuild)
+			c.Sources.Cilium = func(context.Context, string, string) (*artifacts.CiliumSet, error) {
+				t.Error("a Done check asked for the Cilium set, which may build it")
+				return nil, errFake
+			}
+			return c, d
+		},
+	}
 	for name, answer := range map[string]func(string) (string, error){
 		"commands succeed": func(string) (string, error) { return "", nil },
 		"commands fail":    func(string) (string, error) { return "", errFake },
 	} {
-		t.Run(name, func(t *testing.T) {
-			c, fakes := newTestRun(t)
-			d := readOnlyDialer{}
-			for n := range fakes {
-				d[n] = &readOnlyNode{t: t, name: n, answer: answer}
+		for labName, newRun := range labs {
+			t.Run(labName+"/"+name, func(t *testing.T) {
+				testDoneChecksOnlyRead(t, newRun, answer)
+			})
+		}
+	}
+}
+
+// testDoneChecksOnlyRead is TestDoneChecksOnlyRead for one lab and one
+// way of answering.
+func testDoneChecksOnlyRead(t *testing.T, newRun func(t *testing.T) (*Run, fakeDialer), answer func(string) (string, error)) {
+	c, fakes := newRun(t)
+	d := readOnlyDialer{}
+	for n := range fakes {
+		d[n] = &readOnlyNode{t: t, name: n, answer: answer}
+	}
+	c.Dialer = d
+	checked := 0
+	for _, p := range []workflow.Phase{
+		c.Connect(), c.GatherFacts(), c.PrepareOS(), c.Packages(), c.LoadBalancer(), c.Kubernetes(),
+		c.Init(), c.JoinControlPlanes(), c.JoinWorkers(), c.Preflight(), c.CNIImages(), c.CNI(),
+	} {
+		if p.Done == nil || p.Nodes == nil {
+			continue
+		}
+		for _, n := range p.Nodes() {
+			checked++
+			if _, err := p.Done(t.Context(), n); err != nil && !strings.Contains(err.Error(), "exit status") {
+				t.Logf("%s on %s: %v", p.Name, n, err)
 			}
-			c.Dialer = d
-			checked := 0
-			for _, p := range []workflow.Phase{
-				c.Connect(), c.GatherFacts(), c.PrepareOS(), c.Packages(), c.LoadBalancer(), c.Kubernetes(),
-				c.Init(), c.JoinControlPlanes(), c.JoinWorkers(), c.Preflight(), c.CNI(),
-			} {
-				if p.Done == nil || p.Nodes == nil {
-					continue
-				}
-				for _, n := range p.Nodes() {
-					checked++
-					if _, err := p.Done(t.Context(), n); err != nil && !strings.Contains(err.Error(), "exit status") {
-						t.Logf("%s on %s: %v", p.Name, n, err)
-					}
-				}
-			}
-			ran := 0
-			for _, n := range d {
-				ran += n.ran
-			}
-			if checked == 0 || ran == 0 {
-				t.Fatalf("%d checks ran %d commands: the test checks nothing", checked, ran)
-			}
-		})
+		}
+	}
+	ran := 0
+	for _, n := range d {
+		ran += n.ran
+	}
+	if checked == 0 || ran == 0 {
+		t.Fatalf("%d checks ran %d commands: the test checks nothing", checked, ran)
 	}
 }
 

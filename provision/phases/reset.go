@@ -25,7 +25,14 @@ var renderedPaths = []string{
 var wipedPaths = []string{
 	"/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/cni/net.d",
 	"/opt/cni/bin/lab-node", "/var/lib/lab-node", "/usr/local/bin/lab-node", "/var/lib/cni", "/run/lab-node",
-	"/sys/fs/bpf/lab", "/sys/fs/bpf/cilium", "/sys/fs/bpf/tc/globals",
+	"/sys/fs/bpf/lab",
+	// Cilium's: its pins (tc/globals holds its maps), state and
+	// runtime directories, CNI plugin and config, and the sysctl
+	// overrides its agent's init container writes. The CNI directories
+	// go whole above; these are named so that the audit names them.
+	"/sys/fs/bpf/cilium", "/sys/fs/bpf/tc", "/var/run/cilium", "/run/cilium", "/var/lib/cilium",
+	"/opt/cni/bin/cilium-cni", "/opt/cni/bin/cilium-mount", "/opt/cni/bin/cilium-sysctlfix",
+	"/etc/cni/net.d/05-cilium.conflist", "/etc/sysctl.d/99-zzz-override_cilium.conf",
 	// lab-node's kubeconfig holds a cluster credential: named on its
 	// own so that the audit names it should it survive.
 	templates.LabNodeUnitPath, templates.LabNodeConfPath, "/etc/lab",
@@ -35,11 +42,12 @@ var wipedPaths = []string{
 // resetScript undoes what lab up did on a node. It never fails half way:
 // each step tolerates what is already gone, and the audit that follows is
 // the judge. Its arguments: the CRI socket, lab's marker, containerd's
-// config, the VIP ("" for none), the rendered files, --, the wiped paths.
-func resetScript(vip netip.Addr, cri string) string {
-	args := []string{cri, labMarker, templates.ContainerdConfigPath, vipArg(vip)}
+// config, the VIP ("" for none), the pod subnet (routes into it go), the
+// rendered files, --, the wiped paths.
+func resetScript(vip netip.Addr, cri, pods string) string {
+	args := []string{cri, labMarker, templates.ContainerdConfigPath, vipArg(vip), pods}
 	args = append(append(append(args, renderedPaths...), "--"), wipedPaths...)
-	return script(resetSh, args...)
+	return script(resetCiliumSh+resetSh, args...)
 }
 
 func quoteAll(ss []string) []string {
@@ -58,13 +66,14 @@ func vipArg(vip netip.Addr) string {
 	return vip.String()
 }
 
-// auditScript prints one line per trace of Kubernetes or lab left on a
-// node, and nothing on a clean one. Its arguments: lab's marker, the VIP
-// ("" for none), the wiped paths, --, the rendered files.
-func auditScript(vip netip.Addr) string {
-	args := []string{labMarker, vipArg(vip)}
+// auditScript prints one line per trace of Kubernetes, Cilium or lab left
+// on a node, and nothing on a clean one. Its arguments: lab's marker, the
+// VIP ("" for none), the pod subnet, the wiped paths, --, the rendered
+// files.
+func auditScript(vip netip.Addr, pods string) string {
+	args := []string{labMarker, vipArg(vip), pods}
 	args = append(append(append(args, wipedPaths...), "--"), renderedPaths...)
-	return script(auditSh, args...)
+	return script(auditCiliumSh+auditSh, args...)
 }
 
 func (r *Run) vip() netip.Addr {
@@ -81,12 +90,13 @@ func (r *Run) Reset() workflow.Phase {
 		Title: "kubeadm reset; remove cluster state, CNI, load balancer, VIP and packet rules",
 		Nodes: r.AllNodes,
 		Run: func(ctx context.Context, node string) error {
-			_, err := r.run(ctx, node, resetScript(r.vip(), r.Lab.Kubernetes.CRISocket))
+			_, err := r.run(ctx, node, resetScript(r.vip(), r.Lab.Kubernetes.CRISocket, r.Lab.Kubernetes.PodSubnet))
 			return err
 		},
 		Describe: func(string) []string {
 			return []string{"kubeadm reset -f", "stop kubelet, lab-node, keepalived, haproxy", "rm -rf " + strings.Join(wipedPaths, " "),
 				"remove the files lab rendered (" + strings.Join(renderedPaths, ", ") + ")",
+				"remove Cilium's tc/XDP programs, mounts, network namespaces, routing rules and tables, routes into " + r.Lab.Kubernetes.PodSubnet,
 				"remove the VIP, KUBE-*/CILIUM-* rules, IPVS services, lab's /etc/hosts block"}
 		},
 	}
@@ -99,7 +109,7 @@ func (r *Run) Audit() workflow.Phase {
 		Title: "prove nothing is left",
 		Nodes: r.AllNodes,
 		Run: func(ctx context.Context, node string) error {
-			out, err := r.run(ctx, node, auditScript(r.vip()))
+			out, err := r.run(ctx, node, auditScript(r.vip(), r.Lab.Kubernetes.PodSubnet))
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,7 @@
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-cri=$1 marker=$2 containerd_conf=$3 vip=$4
-shift 4
+cri=$1 marker=$2 containerd_conf=$3 vip=$4 pods=$5
+shift 5
 if command -v kubeadm >/dev/null 2>&1; then kubeadm reset -f --cri-socket "$cri" >/dev/null 2>&1 || echo 'lab: kubeadm reset failed; cleaning up by hand' >&2; fi
 for u in kubelet lab-node keepalived haproxy; do systemctl disable --now --quiet "$u.service" 2>/dev/null || true; done
 # lab-node knows its own traces: pinned programs, routes, masquerade rules, pod veths.
@@ -10,6 +10,9 @@ systemctl daemon-reload 2>/dev/null || true
 # Pods kubeadm reset left to the runtime.
 if command -v crictl >/dev/null 2>&1 && [ -S /run/containerd/containerd.sock ]; then crictl rmp -af >/dev/null 2>&1 || true; fi
 awk '$2 ~ "^/var/lib/kubelet" {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+# Cilium's datapath, mounts, rules and routes (reset_cilium.sh), before
+# its pins go with the paths below.
+reset_cilium "$pods"
 # The files lab rendered, up to --: each goes while it still carries lab's marker.
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
 	grep -qs "$marker" "$1" && rm -f "$1"
@@ -19,7 +22,8 @@ done
 # containerd goes back to its defaults with lab's config gone; it recreates
 # its CNI directory when it starts, so the rest goes after.
 [ -e "$containerd_conf" ] || systemctl try-restart containerd 2>/dev/null || true
-rm -rf "$@"
+# Never into another file system (a mount left below a path).
+rm -rf --one-file-system "$@"
 if [ -n "$vip" ]; then
 	ip -4 -o addr show | awk -v vip="$vip/" 'index($4, vip) == 1 {print $2, $4}' | while read -r dev addr; do ip addr del "$addr" dev "$dev"; done
 fi

@@ -65,6 +65,8 @@ type Run struct {
 	reports map[string]preflight.Report
 	// labNode is lab-node's ServiceAccount credential, learnt once per run.
 	labNode labNodeAccess
+	// cilium is the lab's Cilium set, gathered once per run.
+	cilium ciliumGathered
 }
 
 // NewRun starts the shared state of a command on lab l.
@@ -191,8 +193,9 @@ func (r *Run) AllNodes() []string {
 
 // Sources say where the files lab sends to nodes come from on this
 // machine, apart from what it renders (templates/nodefiles): lab's own
-// node programs (lab-node, helm) and the cache of Kubernetes artifacts
-// (programs and images, see provision/artifacts).
+// node programs (lab-node, helm), the cache of Kubernetes artifacts
+// (programs and images, see provision/artifacts) and Cilium's images and
+// chart.
 type Sources struct {
 	// LabNodeDir holds lab-node-linux-amd64 and lab-node-linux-arm64, the
 	// builtin datapath for each node architecture, for a lab built without
@@ -212,4 +215,12 @@ type Sources struct {
 	// the phases depend on no provider; when nil, the build source only finds
 	// Sets already in the cache.
 	Userland func(nodeImageDir string) (string, error)
+	// Cilium gives the lab's Cilium set: the images the cni-images phase
+	// imports on every node and the Helm chart the cni phase installs
+	// from (cni: cilium). The chart never comes from the network. When
+	// nil, a lab with kubernetes.artifacts: build uses the build source
+	// (the artifact cache, else built from github.com/cilium/cilium), and
+	// any other lab fails the cni-images phase saying it has no source.
+	// Tests give fakes.
+	Cilium CiliumSource
 }

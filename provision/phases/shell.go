@@ -16,8 +16,12 @@ var (
 	aptInstallSh string
 	//go:embed audit.sh
 	auditSh string
+	//go:embed audit_cilium.sh
+	auditCiliumSh string
 	//go:embed cilium.sh
 	ciliumSh string
+	//go:embed cilium_agents.sh
+	ciliumAgentsSh string
 	//go:embed cilium_status.sh
 	ciliumStatusSh string
 	//go:embed facts.sh
@@ -40,10 +44,14 @@ var (
 	kubernetesSh string
 	//go:embed missing.sh
 	missingSh string
+	//go:embed node_mounts.sh
+	nodeMountsSh string
 	//go:embed prepare.sh
 	prepareSh string
 	//go:embed reset.sh
 	resetSh string
+	//go:embed reset_cilium.sh
+	resetCiliumSh string
 	//go:embed restart_containerd.sh
 	restartContainerdSh string
 	//go:embed start_lab_node.sh

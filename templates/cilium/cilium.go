@@ -5,6 +5,12 @@
 // are merged over them, so that a study lab can turn on anything the chart
 // offers while lab keeps the parts that must agree with the cluster it
 // built.
+//
+// An offline lab (kubernetes.artifacts: build) runs only the Cilium images
+// lab builds (agent, operator, Hubble Relay, see artifacts.CiliumImageRefs):
+// its values name them and never pull, and turn off, over the user's values,
+// everything that would run another image (labfile.CiliumOfflineValues;
+// validation warns about each one the user asked for).
 package cilium
 
 import (
@@ -13,9 +19,11 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/templates"
 )
@@ -130,7 +138,18 @@ func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 		return nil, fmt.Errorf("lab %s: cni.cilium.values.routingMode: %q is neither native nor tunnel", l.Metadata.Name, mode)
 	}
 
+	build := l.Kubernetes.Artifacts == labfile.ArtifactsBuild
+	if build {
+		builtImages(v, artifacts.CiliumImageRefs(l.CNI.Cilium.Version))
+	}
+
 	out := merge(v, user)
+	if build {
+		// After the user's values: what needs an image lab cannot build
+		// would leave pods in ErrImageNeverPull, so it stays off, and
+		// validation has warned about each value the user set.
+		out = merge(out, offlineOff())
+	}
 	if err := check(out); err != nil {
 		return nil, fmt.Errorf("lab %s: cni.cilium.values: %w", l.Metadata.Name, err)
 	}
@@ -147,6 +166,10 @@ func ValuesYAML(l *labfile.Lab, f templates.Facts) ([]byte, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Cilium %s values for lab %s, rendered by lab from the lab file.\n",
 		l.CNI.Cilium.Version, l.Metadata.Name)
+	if l.Kubernetes.Artifacts == labfile.ArtifactsBuild {
+		b.WriteString("# Offline (kubernetes.artifacts: build): the images lab built, never pulled;\n" +
+			"# what needs another image (Envoy, Hubble UI, certgen, ...) is off.\n")
+	}
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	if err := enc.Encode(v); err != nil {
@@ -156,6 +179,41 @@ func ValuesYAML(l *labfile.Lab, f templates.Facts) ([]byte, error) {
 		return nil, fmt.Errorf("lab %s: cilium values: %w", l.Metadata.Name, err)
 	}
 	return b.Bytes(), nil
+}
+
+// builtImages points the chart at the images lab built for an offline lab
+// (kubernetes.artifacts: build) and containerd holds on every node: by
+// their full reference, as override (so that neither the repository, the
+// tag nor the digest of the chart's defaults is used), and never pulled, as
+// the nodes reach no registry. The user's values may still replace them.
+func builtImages(v map[string]any, refs artifacts.CiliumImages) {
+	image := func(ref string) map[string]any {
+		return map[string]any{"override": ref, "pullPolicy": "Never", "useDigest": false}
+	}
+	v["image"] = image(refs.Agent)
+	v["operator"].(map[string]any)["image"] = image(refs.Operator)
+	v["hubble"] = map[string]any{"relay": map[string]any{"image": image(refs.Relay)}}
+}
+
+// offlineOff are the values an offline lab forces (see
+// labfile.CiliumOfflineValues): everything in the chart that would run an
+// image lab does not build.
+func offlineOff() map[string]any {
+	out := map[string]any{}
+	for _, o := range labfile.CiliumOfflineValues() {
+		m := out
+		keys := strings.Split(o.Path, ".")
+		for _, k := range keys[:len(keys)-1] {
+			sub, ok := m[k].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[k] = sub
+			}
+			m = sub
+		}
+		m[keys[len(keys)-1]] = o.Off
+	}
+	return out
 }
 
 // sharedL2 reports whether every Kubernetes node sits on the node network

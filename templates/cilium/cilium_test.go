@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/templates"
 )
@@ -256,5 +257,50 @@ func TestRejects(t *testing.T) {
 	}
 	if _, err := Values(l, templates.Facts{Interface: "eth+"}); err != nil {
 		t.Errorf("Cilium's wildcard eth+ rejected: %v", err)
+	}
+}
+
+// TestOfflineImages: an offline lab's values name the images lab built,
+// by full reference, never pulled, for the agent, the operator and Hubble
+// Relay; a lab with another artifact source leaves the chart's images.
+func TestOfflineImages(t *testing.T) {
+	l := variants(t)["build"].lab
+	refs := artifacts.CiliumImageRefs(l.CNI.Cilium.Version)
+	v := mustValues(t, l)
+	for prefix, ref := range map[string]string{"image": refs.Agent, "operator.image": refs.Operator, "hubble.relay.image": refs.Relay} {
+		want(t, v, prefix+".override", ref)
+		want(t, v, prefix+".pullPolicy", "Never")
+		want(t, v, prefix+".useDigest", false)
+	}
+	want(t, v, "image.override", "lab.local/cilium/cilium:v1.18.4")
+	want(t, v, "operator.replicas", 2)
+
+	online := mustValues(t, variants(t)["vip"].lab)
+	for _, p := range []string{"image", "operator.image", "hubble", "l7Proxy", "envoy"} {
+		absent(t, online, p)
+	}
+}
+
+// TestOfflineValuesForced: whatever the user asks, an offline lab's values
+// turn off everything that needs an image lab does not build; the user's
+// other values (Hubble Relay) stay.
+func TestOfflineValuesForced(t *testing.T) {
+	l := variants(t)["build-asks-offline"].lab
+	v := mustValues(t, l)
+	for _, o := range labfile.CiliumOfflineValues() {
+		// The test lab must ask for every one, or it proves nothing.
+		if u, ok := l.CNI.Cilium.Value(o.Path); !ok || !o.Asks(u) {
+			t.Errorf("askOffline does not ask for %s", o.Path)
+		}
+		want(t, v, o.Path, o.Off)
+	}
+	want(t, v, "hubble.relay.enabled", true)
+	want(t, v, "authentication.mutual.spire.install.enabled", true)
+
+	// Without asking, the same values are set all the same: the chart's
+	// defaults (l7Proxy, envoy.enabled) would otherwise turn them on.
+	quiet := mustValues(t, variants(t)["build"].lab)
+	for _, o := range labfile.CiliumOfflineValues() {
+		want(t, quiet, o.Path, o.Off)
 	}
 }

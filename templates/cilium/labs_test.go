@@ -148,5 +148,57 @@ func variants(t *testing.T) map[string]variant {
 			"    values:\n      routingMode: native\n      bgpControlPlane:\n        enabled: true\n"))),
 			host: "172.31.0.11", port: labfile.DefaultAPIPort, kpr: true,
 			routing: RoutingNative, autoRoutes: false, operators: 2},
+		// An offline lab: the images lab built, never pulled.
+		"build": {lab: parseLab(t, "build", offline(labYAML("build", 3, 1, false, ""))),
+			host: "172.31.0.10", port: labfile.DefaultSharedLBPort, kpr: true,
+			routing: RoutingNative, autoRoutes: true, operators: 2},
+		// An offline lab whose user asks for everything that needs an
+		// image lab does not build: all of it stays off, and relay,
+		// whose image lab builds, is on.
+		"build-asks-offline": {lab: parseLab(t, "build-asks-offline", offline(labYAML("build-asks-offline", 1, 1, false, askOffline))),
+			host: "172.31.0.11", port: labfile.DefaultAPIPort, kpr: true,
+			routing: RoutingNative, autoRoutes: true, operators: 2},
 	}
 }
+
+// offline makes a lab of labYAML build its artifacts on this machine.
+func offline(src string) string {
+	return strings.Replace(src, "kubernetes:\n", "kubernetes:\n  artifacts: build\n", 1)
+}
+
+// askOffline asks, under cni.cilium, for every value an offline lab leaves
+// out (labfile.CiliumOfflineValues), and for Hubble Relay.
+const askOffline = `    values:
+      l7Proxy: true
+      envoy:
+        enabled: true
+      envoyConfig:
+        enabled: true
+      ingressController:
+        enabled: true
+      gatewayAPI:
+        enabled: true
+      loadBalancer:
+        l7:
+          backend: envoy
+      hubble:
+        relay:
+          enabled: true
+        ui:
+          enabled: true
+        tls:
+          auto:
+            method: cronJob
+      clustermesh:
+        useAPIServer: true
+      nodeinit:
+        enabled: true
+      preflight:
+        enabled: true
+      authentication:
+        mutual:
+          spire:
+            enabled: true
+            install:
+              enabled: true
+`
