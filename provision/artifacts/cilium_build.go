@@ -78,14 +78,19 @@ var agentPackages = []string{
 // them: bpftool, which cilium-bugtool and people debugging a node use.
 var agentOptionalPackages = []string{"bpftool"}
 
-// agentUserlandPrune are packages taken without what they depend on.
-// clang-19 depends on the C and C++ development packages (libc6-dev,
-// libstdc++-12-dev, binutils, ...) because it can compile programs for
-// the host; the agent compiles only for --target=bpf with -nostdinc, and
-// those packages would double the image. ca-certificates depends on
-// openssl and debconf for update-ca-certificates, which never runs in the
-// image: only its certificates are used.
-var agentUserlandPrune = map[string]bool{"clang-19": true, "ca-certificates": true}
+// agentUserlandExclude are dependencies the agent image leaves out.
+// clang-19 depends on the host's C and C++ toolchain (libc6-dev,
+// libstdc++-12-dev, binutils, the gold linker plugin, ...) because it can
+// compile and link programs for the host; the agent compiles only for
+// --target=bpf with -nostdinc and never links, and those packages would
+// double the image. ca-certificates depends on openssl and debconf for
+// update-ca-certificates, which never runs in the image: only the
+// certificates it made are used.
+var agentUserlandExclude = map[string]bool{
+	"libc6-dev": true, "libstdc++-12-dev": true, "libgcc-12-dev": true, "libobjc-12-dev": true,
+	"binutils": true, "llvm-19-linker-tools": true,
+	"openssl": true, "debconf": true,
+}
 
 // userlandFiles are files no package lists, made when the root file
 // system was installed, that the agent image takes when present.
@@ -353,7 +358,7 @@ func (c *ciliumBuilder) userland(r *rootfs) (userland []layerEntry, certs layerE
 			names = append(names, n)
 		}
 	}
-	pkgs, err := u.db.closure(names, agentUserlandPrune)
+	pkgs, err := u.db.closure(names, agentUserlandExclude)
 	if err != nil {
 		return nil, certs, fmt.Errorf("agent userland (was the node image's root file system built with %s?): %w", strings.Join(agentPackages, ", "), err)
 	}

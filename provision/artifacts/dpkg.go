@@ -138,10 +138,10 @@ func (db *dpkgDB) satisfy(alts []string) (string, bool) {
 }
 
 // closure returns the named packages and every package they need through
-// Depends and Pre-Depends, sorted. The dependencies of the packages in
-// prune are not followed (they stay in the set themselves): see
-// agentUserlandPrune.
-func (db *dpkgDB) closure(names []string, prune map[string]bool) ([]string, error) {
+// Depends and Pre-Depends, sorted. A dependency satisfied by a package in
+// exclude is left out, with what it would need (see agentUserlandExclude);
+// the named packages themselves are always taken.
+func (db *dpkgDB) closure(names []string, exclude map[string]bool) ([]string, error) {
 	seen := map[string]bool{}
 	queue := append([]string(nil), names...)
 	for _, n := range names {
@@ -156,15 +156,12 @@ func (db *dpkgDB) closure(names []string, prune map[string]bool) ([]string, erro
 			continue
 		}
 		seen[n] = true
-		if prune[n] {
-			continue
-		}
 		for _, alts := range db.pkgs[n].Depends {
 			dep, ok := db.satisfy(alts)
 			if !ok {
 				return nil, fmt.Errorf("package %s depends on %s, which is not installed in the root file system", n, strings.Join(alts, " | "))
 			}
-			if !seen[dep] {
+			if !seen[dep] && !exclude[dep] {
 				queue = append(queue, dep)
 			}
 		}

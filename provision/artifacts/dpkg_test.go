@@ -85,11 +85,19 @@ func TestDpkgClosure(t *testing.T) {
 	if _, ok := db.pkgs["libgone"]; ok {
 		t.Error("a package removed but for its configuration counts as installed")
 	}
-	got, err := db.closure([]string{"tool", "heavy"}, map[string]bool{"heavy": true})
+	got, err := db.closure([]string{"tool", "heavy", "hugedev"}, map[string]bool{"hugedev": true, "libc6": true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"heavy", "libbar1", "libc6", "libfoo1", "mawk", "perl", "perl-base", "tool"}
+	want := []string{"heavy", "hugedev", "libbar1", "libfoo1", "mawk", "perl", "perl-base", "tool"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("closure with exclusions = %v, want %v", got, want)
+	}
+	got, err = db.closure([]string{"tool", "heavy"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"heavy", "hugedev", "libbar1", "libc6", "libfoo1", "mawk", "perl", "perl-base", "tool"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("closure = %v, want %v", got, want)
 	}
