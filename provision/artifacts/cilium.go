@@ -127,7 +127,7 @@ func CheckCiliumVersion(v string) error {
 		return fmt.Errorf("Cilium version %q is not a release version like 1.18.1 (no \"v\", no pre-release)", v)
 	}
 	minor, _ := strconv.Atoi(m[2])
-	if m[1] == "1" && minor < minCiliumMinor || m[1] == "0" {
+	if m[1] == "0" || (m[1] == "1" && minor < minCiliumMinor) {
 		return fmt.Errorf("Cilium %s is older than the build source supports: use 1.%d.0 or later", v, minCiliumMinor)
 	}
 	return nil
@@ -242,7 +242,14 @@ func (c Cache) makeCilium(version string, inputs map[string]string, force bool, 
 	if err := atomicfile.WriteFile(setPath(dir, key), append(data, '\n'), 0o644); err != nil {
 		return nil, false, fmt.Errorf("artifact cache: %w", err)
 	}
-	return s, false, nil
+	// Loaded back as any later call loads it: the set passes the same
+	// checks as one imported from elsewhere, and its blobs are recorded
+	// as verified, so that the next call need not hash them.
+	loaded, err := c.LoadCilium(version, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("the Cilium set just built does not load: %w", err)
+	}
+	return loaded, false, nil
 }
 
 // LoadCilium returns the Cilium set with the given key for version, after
