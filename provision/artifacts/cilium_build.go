@@ -207,7 +207,7 @@ func (c *ciliumBuilder) build(ctx context.Context, s *CiliumSet) error {
 // database refuse them. Dropping the replacement would build something
 // other than the release, so such releases are refused.
 var unservedReplacements = map[string]string{
-	"github.com/cilium/apimachinery": "Cilium 1.18.4 to 1.18.6 replace k8s.io/apimachinery with a private fork (github.com/cilium/apimachinery) that the Go module proxy does not serve; build 1.17.x, 1.18.0 to 1.18.3, or 1.19.x instead",
+	"github.com/cilium/apimachinery": "Cilium 1.18.4 to 1.18.6 replace k8s.io/apimachinery with a private fork (github.com/cilium/apimachinery) that the Go module proxy does not serve; build 1.17.x, 1.18.0 to 1.18.3, or 1.19.0 instead",
 }
 
 // source downloads the module through the module proxy and makes the
