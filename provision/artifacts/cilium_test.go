@@ -358,3 +358,112 @@ func TestBuildCiliumForReal(t *testing.T) {
 	}
 	t.Logf("chart: %d bytes, %s", s.Chart.Size, s.ChartPath())
 }
+
+// TestCiliumImageSpecs lays out the three images from stand-in programs
+// and module files, and checks what the chart relies on: the programs on
+// PATH, the scripts at /, the datapath sources where the agent looks,
+// the environment and commands.
+func TestCiliumImageSpecs(t *testing.T) {
+	work := t.TempDir()
+	c := newCiliumBuilder(CiliumBuildOptions{Version: "1.18.1", Arch: "amd64"}, work)
+	for _, dir := range []string{c.out, filepath.Join(c.src, "bpf", "include"), filepath.Join(c.src, "images", "cilium"), filepath.Join(c.src, "plugins", "cilium-cni")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var progs []ciliumProgram
+	progs = append(append(append(progs, agentPrograms...), operatorPrograms...), relayPrograms...)
+	for _, p := range append(progs, ciliumProgram{Path: "cni/loopback"}) {
+		if err := os.WriteFile(filepath.Join(c.out, p.Name()), []byte(p.Name()), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"bpf/bpf_lxc.c", "bpf/include/bpf.h", "bpf/.gitignore"} {
+		if err := os.WriteFile(filepath.Join(c.src, f), []byte(f), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, src := range ciliumScripts {
+		if err := os.WriteFile(filepath.Join(c.src, src), []byte("#!/bin/sh\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userland := []layerEntry{
+		{Name: "usr/bin/clang-19", Link: "../lib/llvm-19/bin/clang"},
+		{Name: "usr/bin", Mode: 0o755, Dir: true},
+		{Name: "tmp", Mode: 0o755, Dir: true}, // lab's /tmp wins
+	}
+	certs := layerEntry{Name: caCertificates, Mode: 0o644, Data: []byte("CERTS")}
+	specs, err := c.imageSpecs(userland, certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := CiliumImageRefs("1.18.1")
+	if len(specs) != 3 || specs[0].Ref != refs.Agent || specs[1].Ref != refs.Operator || specs[2].Ref != refs.Relay {
+		t.Fatalf("specs %v", specs)
+	}
+	files := func(s imageSpec) map[string]layerEntry {
+		m := map[string]layerEntry{}
+		for _, e := range s.Files {
+			m[e.Name] = e
+		}
+		return m
+	}
+	agent := files(specs[0])
+	for _, name := range []string{
+		"usr/bin/cilium-agent", "usr/bin/cilium-dbg", "usr/bin/cilium-health", "usr/bin/cilium-health-responder",
+		"usr/bin/cilium-mount", "usr/bin/cilium-sysctlfix", "usr/bin/cilium-bugtool", "usr/bin/hubble",
+		"opt/cni/bin/cilium-cni", "cni/loopback", "init-container.sh", "install-plugin.sh", "cni-uninstall.sh",
+		"var/lib/cilium/bpf/bpf_lxc.c", "var/lib/cilium/bpf/include/bpf.h",
+	} {
+		e, ok := agent[name]
+		if !ok || e.Src == "" {
+			t.Errorf("agent image: no file %s", name)
+		}
+	}
+	if e := agent["usr/bin/cilium"]; e.Link != "cilium-dbg" {
+		t.Errorf("agent image: cilium is %+v, want a link to cilium-dbg", e)
+	}
+	if _, ok := agent["var/lib/cilium/bpf/.gitignore"]; ok {
+		t.Error("agent image carries bpf/.gitignore")
+	}
+	if e := agent["tmp"]; e.Mode != 0o777|fs.ModeSticky {
+		t.Errorf("agent image: /tmp mode %v", e.Mode)
+	}
+	if e := agent["var/lib/cilium"]; !e.Dir || e.Mode != 0o750 {
+		t.Errorf("agent image: /var/lib/cilium %+v", e)
+	}
+	env := strings.Join(specs[0].Env, " ")
+	if !strings.Contains(env, "HUBBLE_SERVER=unix:///var/run/cilium/hubble.sock") || !strings.Contains(env, "INITSYSTEM=SYSTEMD") {
+		t.Errorf("agent image environment %q", env)
+	}
+	if specs[0].WorkingDir != "/home/cilium" || strings.Join(specs[0].Cmd, " ") != "/usr/bin/cilium-dbg" {
+		t.Errorf("agent image: workdir %q cmd %q", specs[0].WorkingDir, specs[0].Cmd)
+	}
+	for _, s := range specs[1:] {
+		f := files(s)
+		if string(f[caCertificates].Data) != "CERTS" {
+			t.Errorf("%s: no CA certificates", s.Ref)
+		}
+		if len(f) != 4 {
+			t.Errorf("%s: %d entries, want the program, the certificates, /tmp and /home/gops", s.Ref, len(f))
+		}
+	}
+	if specs[2].User != "65532:65532" || strings.Join(specs[2].Entrypoint, " ") != "/usr/bin/hubble-relay" || strings.Join(specs[2].Cmd, " ") != "serve" {
+		t.Errorf("relay image: user %q entrypoint %q cmd %q", specs[2].User, specs[2].Entrypoint, specs[2].Cmd)
+	}
+	// Every image makes a valid layer, twice the same.
+	for _, s := range specs {
+		var ids []string
+		for i := 0; i < 2; i++ {
+			id, err := writeImage(filepath.Join(work, "img.tar"), work, s)
+			if err != nil {
+				t.Fatalf("%s: %v", s.Ref, err)
+			}
+			ids = append(ids, id)
+		}
+		if ids[0] != ids[1] {
+			t.Errorf("%s: two writes differ", s.Ref)
+		}
+	}
+}
