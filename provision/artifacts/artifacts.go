@@ -10,6 +10,12 @@
 //	<root>/<version>/blobs/sha256/<hex>   every file, named by its digest
 //	<root>/<version>/<key>.json           a Set: which blob is which
 //
+// Cilium, which the build source also makes (BuildCilium), has a directory
+// of its own per version, laid out the same way:
+//
+//	<root>/cilium/v<version>/blobs/sha256/<hex>
+//	<root>/cilium/v<version>/<key>.json    a CiliumSet: images and chart
+//
 // A Set's key hashes everything that went into it (source, versions,
 // architecture, toolchain, image repository), so a changed input makes a new
 // Set and an unchanged one is found again without work. Blobs are verified

@@ -28,6 +28,9 @@ type layerEntry struct {
 	// used when Src is empty.
 	Src  string
 	Data []byte
+	// Section is the content of a regular file that lies in a larger file
+	// (a root file system tarball), used when Src is empty.
+	Section *io.SectionReader
 	// Link makes the entry a symbolic link to Link.
 	Link string
 	Dir  bool
@@ -38,8 +41,13 @@ type imageSpec struct {
 	Ref        string
 	Arch       string
 	Entrypoint []string
+	Cmd        []string
 	Env        []string
-	Files      []layerEntry
+	// WorkingDir is the command's directory. Default: /.
+	WorkingDir string
+	// User is the user (uid:gid) the command runs as. Default: root.
+	User  string
+	Files []layerEntry
 }
 
 // dockerConfig is the part of the image configuration lab writes (the
@@ -52,6 +60,10 @@ type dockerConfig struct {
 		Env        []string `json:"Env,omitempty"`
 		Entrypoint []string `json:"Entrypoint,omitempty"`
 		WorkingDir string   `json:"WorkingDir,omitempty"`
+		// Cmd and User come after the fields Kubernetes' images use, and
+		// only when set, so that those images' bytes stay as they were.
+		Cmd  []string `json:"Cmd,omitempty"`
+		User string   `json:"User,omitempty"`
 	} `json:"config"`
 	RootFS struct {
 		Type    string   `json:"type"`
@@ -102,6 +114,11 @@ func writeImage(dst, work string, spec imageSpec) (id string, err error) {
 	cfg.Config.Env = spec.Env
 	cfg.Config.Entrypoint = spec.Entrypoint
 	cfg.Config.WorkingDir = "/"
+	if spec.WorkingDir != "" {
+		cfg.Config.WorkingDir = spec.WorkingDir
+	}
+	cfg.Config.Cmd = spec.Cmd
+	cfg.Config.User = spec.User
 	cfg.RootFS.Type = "layers"
 	cfg.RootFS.DiffIDs = []string{diffID}
 	cfg.History = append(cfg.History, struct {
@@ -227,6 +244,14 @@ func writeLayer(w io.Writer, entries []layerEntry) error {
 			f.Close()
 			if err != nil {
 				return fmt.Errorf("%s: %w", e.Src, err)
+			}
+		case e.Section != nil:
+			hdr.Typeflag, hdr.Size = tar.TypeReg, e.Section.Size()
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if _, err := io.Copy(tw, io.NewSectionReader(e.Section, 0, e.Section.Size())); err != nil {
+				return fmt.Errorf("%s: %w", e.Name, err)
 			}
 		default:
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(e.Data))

@@ -67,6 +67,11 @@ var packages = []string{
 	"containerd", "runc",
 	"kmod", "procps",
 	"curl", "ca-certificates", "gpg",
+	// Not for the node itself: the build artifact source takes the Cilium
+	// agent image's userland from this root file system, and the agent
+	// compiles its datapath with clang at run time and runs ipset and
+	// bpftool.
+	"clang-19", "ipset", "bpftool",
 }
 
 // Entrypoint is the image's entrypoint: it fixes the cgroup tree for
@@ -182,17 +187,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
-	base := filepath.Join(o.CacheDir, "base-"+short(baseKey())+".tar")
-	if _, err := os.Stat(base); err == nil && !o.Force {
-		res.BaseCached = true
-		o.logf("using cached root file system %s", base)
-	} else {
-		start := time.Now()
-		if err := o.debootstrap(ctx, base); err != nil {
-			return nil, err
-		}
-		res.Debootstrap = time.Since(start)
+	base, cached, took, err := o.base(ctx)
+	if err != nil {
+		return nil, err
 	}
+	res.BaseCached, res.Debootstrap = cached, took
 
 	old, _ := o.Docker.Run(ctx, "image", "inspect", "--format", "{{.Id}}", o.Tag)
 	start := time.Now()
@@ -207,6 +206,44 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	o.logf("image %s built (%s)", o.Tag, short(res.Hash))
 	return res, nil
+}
+
+// BuildBase makes only the Debian root file system the image is made of,
+// unless the cache has it, and returns its tarball (what BaseTarball then
+// finds). It needs debootstrap and root but no Docker: the build artifact
+// source takes userlands from this tarball, and a machine that builds
+// artifacts for other hosts need not run Docker. Tag and Docker are
+// ignored.
+func BuildBase(ctx context.Context, o Options) (tarball string, cached bool, err error) {
+	if runtime.GOOS != "linux" {
+		return "", false, ErrNeedsLinux
+	}
+	if err := o.setCacheDefaults(); err != nil {
+		return "", false, err
+	}
+	unlock, err := lockDir(o.CacheDir)
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
+	tarball, cached, _, err = o.base(ctx)
+	return tarball, cached, err
+}
+
+// base returns the debootstrap tarball, made now unless the cache has it
+// (or o.Force), and how long debootstrap took. The caller holds the
+// cache's lock.
+func (o *Options) base(ctx context.Context) (tarball string, cached bool, took time.Duration, err error) {
+	tarball = filepath.Join(o.CacheDir, "base-"+short(baseKey())+".tar")
+	if _, err := os.Stat(tarball); err == nil && !o.Force {
+		o.logf("using cached root file system %s", tarball)
+		return tarball, true, 0, nil
+	}
+	start := time.Now()
+	if err := o.debootstrap(ctx, tarball); err != nil {
+		return "", false, 0, err
+	}
+	return tarball, false, time.Since(start), nil
 }
 
 // lockDir takes an exclusive lock on dir, creating it.
@@ -242,13 +279,8 @@ func (o *Options) setDefaults() error {
 	if o.Tag == "" {
 		o.Tag = labfile.DefaultDockerImage
 	}
-	dir, err := resolveCacheDir(o.CacheDir)
-	if err != nil {
+	if err := o.setCacheDefaults(); err != nil {
 		return err
-	}
-	o.CacheDir = dir
-	if o.Mirror == "" {
-		o.Mirror = DetectMirror("/")
 	}
 	if o.Docker == nil {
 		cli, err := dockercli.New("")
@@ -256,6 +288,20 @@ func (o *Options) setDefaults() error {
 			return err
 		}
 		o.Docker = cli
+	}
+	return nil
+}
+
+// setCacheDefaults fills in what making the root file system needs: the
+// cache directory, the mirror and the log.
+func (o *Options) setCacheDefaults() error {
+	dir, err := resolveCacheDir(o.CacheDir)
+	if err != nil {
+		return err
+	}
+	o.CacheDir = dir
+	if o.Mirror == "" {
+		o.Mirror = DetectMirror("/")
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
