@@ -28,7 +28,7 @@ const CiliumModule = "github.com/cilium/cilium"
 
 // ciliumRecipe changes whenever BuildCilium makes its set differently in a
 // way its inputs do not show, so that old sets are not reused.
-const ciliumRecipe = "1"
+const ciliumRecipe = "2"
 
 // minCiliumMinor is the oldest Cilium minor release whose layout
 // (programs, scripts, chart) the recipe was checked against.
@@ -71,6 +71,10 @@ type CiliumSet struct {
 	Images []Image `json:"images"`
 	// Chart is the chart of install/kubernetes/cilium as a .tgz.
 	Chart Blob `json:"chart"`
+	// Helm is a helm program for the nodes (HelmVersion), which installs
+	// the chart from the first control plane; empty when the nodes are
+	// to download it.
+	Helm Blob `json:"helm,omitzero"`
 
 	dir string
 }
@@ -83,6 +87,15 @@ type Blob struct {
 
 // Path is the local file holding the blob with the given digest.
 func (s *CiliumSet) Path(digest string) string { return blobPath(s.dir, digest) }
+
+// HelmPath is the local helm program for the nodes, or "" when the set
+// has none.
+func (s *CiliumSet) HelmPath() string {
+	if s.Helm.Digest == "" {
+		return ""
+	}
+	return s.Path(s.Helm.Digest)
+}
 
 // ChartPath is the local .tgz of the chart.
 func (s *CiliumSet) ChartPath() string { return s.Path(s.Chart.Digest) }
@@ -188,6 +201,7 @@ func (c Cache) BuildCilium(ctx context.Context, o CiliumBuildOptions) (set *Cili
 		"repository": CiliumRepository,
 		"go":         strings.TrimSpace(goVersion),
 		"cniPlugins": CNIPluginsVersion,
+		"helm":       HelmVersion,
 		"userland":   fmt.Sprintf("%s %d", filepath.Base(o.Userland), userland.Size()),
 	}
 	return c.makeCilium(o.Version, inputs, o.Force, o.Log, func(s *CiliumSet, work string) error {
@@ -282,6 +296,11 @@ func (c Cache) LoadCilium(version, key string) (*CiliumSet, error) {
 	if err := v.verify(s.Chart.Digest, s.Chart.Size); err != nil {
 		return nil, fmt.Errorf("artifact cache: Cilium chart: %w", err)
 	}
+	if s.Helm.Digest != "" {
+		if err := v.verify(s.Helm.Digest, s.Helm.Size); err != nil {
+			return nil, fmt.Errorf("artifact cache: helm: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -350,6 +369,9 @@ func (s *CiliumSet) check(version, key string) error {
 	}
 	if !sha256Digest.MatchString(s.Chart.Digest) || s.Chart.Size < 0 {
 		return fmt.Errorf("chart: digest %q is not sha256:<64 hex digits>", s.Chart.Digest)
+	}
+	if s.Helm != (Blob{}) && (!sha256Digest.MatchString(s.Helm.Digest) || s.Helm.Size < 0) {
+		return fmt.Errorf("helm: digest %q is not sha256:<64 hex digits>", s.Helm.Digest)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package artifacts
 
 import (
+	"github.com/labctl/lab/provision/fetch"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -158,6 +160,9 @@ func (c *ciliumBuilder) build(ctx context.Context, s *CiliumSet) error {
 		return err
 	}
 	c.logf("built the CNI loopback plugin %s in %s", CNIPluginsVersion, time.Since(t).Round(time.Second))
+	if err := c.helm(ctx, s); err != nil {
+		return err
+	}
 
 	t = time.Now()
 	r, err := openRootfs(c.o.Userland)
@@ -531,4 +536,38 @@ func copyWritable(src, dst string, mode fs.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// HelmVersion is the helm release the build source makes for the nodes:
+// the one the other sources download.
+const HelmVersion = fetch.HelmVersion
+
+// helmKubeMinor is the Kubernetes minor of the client-go HelmVersion is
+// built with; helm's Makefile stamps it, and without it helm believes the
+// cluster is Kubernetes 1.20 when it renders.
+const helmKubeMinor = "34"
+
+// helm builds HelmVersion for the nodes: the chart is installed from the
+// first control plane, which reaches no release download either.
+func (c *ciliumBuilder) helm(ctx context.Context, s *CiliumSet) error {
+	t := time.Now()
+	mod, err := c.b.module(ctx, "helm", "", "helm.sh/helm/v3@"+HelmVersion)
+	if err != nil {
+		return err
+	}
+	ld := "-X helm.sh/helm/v3/internal/version.version=" + HelmVersion
+	for _, pkg := range []string{"helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"} {
+		ld += " -X " + pkg + ".k8sVersionMajor=1 -X " + pkg + ".k8sVersionMinor=" + helmKubeMinor
+	}
+	bin := filepath.Join(c.out, "helm")
+	if err := c.b.goBuild(ctx, mod, c.o.Arch, ld, bin, "helm.sh/helm/v3/cmd/helm"); err != nil {
+		return err
+	}
+	digest, size, err := putBlob(s.dir, bin)
+	if err != nil {
+		return err
+	}
+	s.Helm = Blob{Digest: digest, Size: size}
+	c.logf("built helm %s in %s", HelmVersion, time.Since(t).Round(time.Second))
+	return nil
 }

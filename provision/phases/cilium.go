@@ -301,6 +301,18 @@ func ciliumDeployed(out, v string) bool {
 	return false
 }
 
+// nodeHelm is where the cni phase puts helm on the first control plane.
+const nodeHelm = "/usr/local/bin/helm"
+
+func hasFile(files []templates.File, path string) bool {
+	for _, f := range files {
+		if f.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
 // ciliumChart is the chart's .tgz as the cni phase sends it.
 func ciliumChart(s *artifacts.CiliumSet, v string) LocalFile {
 	return LocalFile{Src: s.ChartPath(), Dst: ciliumChartPath(v), Mode: 0o644}
@@ -324,7 +336,7 @@ func (r *Run) ciliumCNI() workflow.Phase {
 			if err != nil {
 				return false, err
 			}
-			if ok, err := r.inPlace(ctx, node, files, "test -s "+shq(chart)); err != nil || !ok {
+			if ok, err := r.inPlace(ctx, node, files, "test -s "+shq(chart)+" && test -x "+nodeHelm); err != nil || !ok {
 				return false, err
 			}
 			out, err := r.run(ctx, node, script(ciliumStatusSh, adminConf))
@@ -343,7 +355,11 @@ func (r *Run) ciliumCNI() workflow.Phase {
 			if err != nil {
 				return err
 			}
-			if _, err := uploadLocal(ctx, conn, []LocalFile{ciliumChart(s, v)}); err != nil {
+			local := []LocalFile{ciliumChart(s, v)}
+			if h := s.HelmPath(); h != "" && !hasFile(files, nodeHelm) {
+				local = append(local, LocalFile{Src: h, Dst: nodeHelm, Mode: 0o755})
+			}
+			if _, err := uploadLocal(ctx, conn, local); err != nil {
 				return err
 			}
 			_, err = r.install(ctx, node, files, ciliumScript(chart))

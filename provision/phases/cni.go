@@ -236,7 +236,8 @@ func (r *Run) ciliumFiles(ctx context.Context, node string) ([]templates.File, e
 		return nil, err
 	}
 	helm := r.Sources.Helm
-	if helm == "" && r.Sources.CacheDir != "" {
+	// An offline lab's helm comes with its Cilium set (see ciliumCNI).
+	if helm == "" && r.Sources.CacheDir != "" && r.Lab.Kubernetes.Artifacts != labfile.ArtifactsBuild {
 		arch, err := goarch(f.Arch)
 		if err != nil {
 			return nil, err
@@ -250,7 +251,7 @@ func (r *Run) ciliumFiles(ctx context.Context, node string) ([]templates.File, e
 		if err != nil {
 			return nil, fmt.Errorf("helm: %w", err)
 		}
-		files = append(files, templates.File{Path: "/usr/local/bin/helm", Mode: 0o755, Content: data})
+		files = append(files, templates.File{Path: nodeHelm, Mode: 0o755, Content: data})
 	}
 	return files, nil
 }
