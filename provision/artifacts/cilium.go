@@ -340,8 +340,8 @@ func (s *CiliumSet) check(version, key string) error {
 	switch {
 	case s.Version != version:
 		return fmt.Errorf("the set is for Cilium %s, not %s", s.Version, version)
-	case s.Source != SourceBuild:
-		return fmt.Errorf("the set's source is %q; Cilium sets are built (%s)", s.Source, SourceBuild)
+	case s.Source != SourceBuild && s.Source != SourceRelease:
+		return fmt.Errorf("the set's source is %q; Cilium sets are built (%s) or hold upstream's chart (%s)", s.Source, SourceBuild, SourceRelease)
 	case s.Key != key || !setKey.MatchString(s.Key):
 		return fmt.Errorf("the set's key %q does not match its file name %s.json", s.Key, key)
 	case inputKey(s.Inputs) != s.Key:
@@ -353,6 +353,9 @@ func (s *CiliumSet) check(version, key string) error {
 		return err
 	}
 	want := CiliumImageRefs(version).list()
+	if s.Source == SourceRelease {
+		want = nil // the nodes pull upstream's images
+	}
 	if len(s.Images) != len(want) {
 		return fmt.Errorf("the set has %d images; a Cilium set has exactly %s", len(s.Images), strings.Join(want, ", "))
 	}

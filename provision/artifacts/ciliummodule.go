@@ -193,3 +193,67 @@ func writeZipFile(f *zip.File, out string) error {
 	}
 	return w.Close()
 }
+
+// CiliumChartOptions configure CiliumChart.
+type CiliumChartOptions struct {
+	// Version is the Cilium version without "v", e.g. 1.18.1.
+	Version string
+	// Arch is the nodes' architecture (the set is named for it; the
+	// chart itself is the same for every architecture).
+	Arch string
+	// Proxy is a GOPROXY list; default: the environment's, else
+	// DefaultGoProxy.
+	Proxy string
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// CiliumChart returns a set holding only the chart of Cilium o.Version,
+// for labs whose nodes pull upstream's images (packages, release): taken
+// from the github.com/cilium/cilium module zip, which is downloaded from
+// a Go proxy once and used only when it has the checksum database's hash.
+// The chart never comes from a Helm repository.
+func (c Cache) CiliumChart(ctx context.Context, o CiliumChartOptions) (*CiliumSet, bool, error) {
+	if err := CheckCiliumVersion(o.Version); err != nil {
+		return nil, false, err
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if _, _, err := elfArch(o.Arch); err != nil {
+		return nil, false, err
+	}
+	sum, ok := ciliumModuleSums[o.Version]
+	if !ok {
+		return nil, false, fmt.Errorf("Cilium %s: lab knows the module hashes of Cilium %s only; pick one of them in cni.cilium.version",
+			o.Version, strings.Join(CiliumVersions(), ", "))
+	}
+	inputs := map[string]string{
+		"recipe": ciliumRecipe,
+		"source": SourceRelease,
+		"cilium": o.Version,
+		"arch":   o.Arch,
+		"module": sum,
+	}
+	return c.makeCilium(o.Version, inputs, false, o.Log, func(s *CiliumSet, work string) error {
+		zipPath := filepath.Join(work, "cilium.zip")
+		fmt.Fprintf(o.Log, "artifacts: downloading the %s@v%s module from %s for its chart\n", ciliumModule, o.Version, goProxy(o.Proxy))
+		if err := downloadCiliumModule(ctx, o.Proxy, o.Version, zipPath); err != nil {
+			return err
+		}
+		dir := filepath.Join(work, "chart")
+		if err := extractModuleDir(zipPath, o.Version, "install/kubernetes/cilium", dir); err != nil {
+			return err
+		}
+		tgz := filepath.Join(work, "cilium-"+o.Version+".tgz")
+		if err := packChart(dir, tgz, o.Version); err != nil {
+			return err
+		}
+		digest, size, err := putBlob(s.dir, tgz)
+		if err != nil {
+			return err
+		}
+		s.Chart = Blob{Digest: digest, Size: size}
+		return nil
+	})
+}

@@ -108,3 +108,39 @@ func TestGoProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestCiliumChartFromModule serves the real 1.18.1 module zip (from the
+// module cache) as a Go proxy would: CiliumChart makes a chart-only set
+// once, and finds it the second time without asking the proxy again.
+func TestCiliumChartFromModule(t *testing.T) {
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Skip("no go command")
+	}
+	zipPath := filepath.Join(strings.TrimSpace(string(out)), "cache/download/github.com/cilium/cilium/@v/v1.18.1.zip")
+	if _, err := os.Stat(zipPath); err != nil {
+		t.Skip("Cilium 1.18.1's module is not in the module cache")
+	}
+	asked := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked++
+		http.ServeFile(w, r, zipPath)
+	}))
+	defer srv.Close()
+	c := Cache{Root: t.TempDir()}
+	o := CiliumChartOptions{Version: "1.18.1", Arch: "amd64", Proxy: srv.URL}
+	s, cached, err := c.CiliumChart(context.Background(), o)
+	if err != nil || cached {
+		t.Fatalf("CiliumChart: %v (cached %v)", err, cached)
+	}
+	if s.Source != SourceRelease || len(s.Images) != 0 || s.Chart.Size == 0 {
+		t.Errorf("set: source %s, %d images, chart %d bytes", s.Source, len(s.Images), s.Chart.Size)
+	}
+	if _, err := os.Stat(s.ChartPath()); err != nil {
+		t.Error(err)
+	}
+	again, cached, err := c.CiliumChart(context.Background(), o)
+	if err != nil || !cached || again.Chart != s.Chart || asked != 1 {
+		t.Errorf("second call: %v, cached %v, proxy asked %d times", err, cached, asked)
+	}
+}

@@ -84,10 +84,7 @@ func (r *Run) gatherCilium(ctx context.Context) (*artifacts.CiliumSet, error) {
 	case a == labfile.ArtifactsBuild:
 		s, err = r.buildCilium(ctx, v, arch)
 	default:
-		return nil, fmt.Errorf("lab %s: cni.type cilium with kubernetes.artifacts: %s: this lab has no source for Cilium %s's chart, "+
-			"and lab installs it from no repository on the network; use kubernetes.artifacts: build, "+
-			"which builds Cilium's images on this machine and takes the chart from the same module",
-			r.Lab.Metadata.Name, a, v)
+		s, err = r.ciliumChart(ctx, v, arch)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("Cilium %s for %s: %w", v, arch, err)
@@ -122,6 +119,19 @@ func (r *Run) buildCilium(ctx context.Context, v, arch string) (*artifacts.Ciliu
 	if found && s != nil {
 		r.info(CNIImagesPhase, "", "artifacts: Cilium %s found in the cache (set %s)", v, s.Key)
 	}
+	return s, err
+}
+
+// ciliumChart is the source of labs whose nodes pull upstream's images:
+// the chart alone, from the github.com/cilium/cilium module.
+func (r *Run) ciliumChart(ctx context.Context, v, arch string) (*artifacts.CiliumSet, error) {
+	lay, err := artifacts.NewLayout(r.Sources.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	log := &lineWriter{emit: func(line string) { r.info(CNIImagesPhase, "", "%s", line) }}
+	s, _, err := lay.Cache().CiliumChart(ctx, artifacts.CiliumChartOptions{Version: v, Arch: arch, Log: log})
+	log.Flush()
 	return s, err
 }
 
@@ -266,7 +276,7 @@ func (r *Run) CNIImages() workflow.Phase {
 			case r.Lab.Kubernetes.Artifacts == labfile.ArtifactsBuild:
 				gather = "find Cilium " + v + "'s images and chart in the artifact cache, else build them from github.com/cilium/cilium (once)"
 			default:
-				gather = "stop: kubernetes.artifacts " + r.Lab.Kubernetes.Artifacts + " has no source for Cilium's chart (use build)"
+				gather = "find Cilium " + v + "'s chart in the artifact cache, else take it from the github.com/cilium/cilium module (once); the nodes pull upstream's images"
 			}
 			return []string{gather, "import the images containerd lacks (ctr -n k8s.io images import); record them in " + ciliumImagesStamp}
 		},
