@@ -30,8 +30,10 @@ const ciliumVersion = "1.18.1"
 // pod to pod across nodes, ClusterIP and DNS through Cilium's Service
 // load balancing, a NodePort from the Docker host, flows in Hubble.
 func TestCiliumLab(t *testing.T) {
-	if os.Getenv("LAB_CILIUM_E2E") == "0" {
-		t.Skip("LAB_CILIUM_E2E=0 leaves the Cilium lab out")
+	// Opt-in until a cold CI run with the Cilium build (about 20 min of
+	// Go on 2 cores, cold) is measured inside CI's budget.
+	if os.Getenv("LAB_CILIUM_E2E") != "1" {
+		t.Skip("the Cilium lab runs with LAB_CILIUM_E2E=1 (its cold build is not yet in CI's time budget)")
 	}
 	ctx := e2etest.Context(t, 30*time.Minute)
 	restoreSysctls(t)
