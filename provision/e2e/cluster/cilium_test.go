@@ -49,6 +49,8 @@ func TestCiliumLab(t *testing.T) {
 	ev := &e2etest.Events{}
 	opts.Report = ev
 	start := time.Now()
+	kubeconfig := l.stateRoot + "/" + l.name() + "/admin.conf"
+	k := kube{kubectl, kubeconfig}
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
 		l.logCilium(t, ctx)
 		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
@@ -57,8 +59,6 @@ func TestCiliumLab(t *testing.T) {
 	for _, p := range phaseTimes(ev.All()) {
 		t.Logf("TIMING   phase %s", p)
 	}
-	kubeconfig := l.stateRoot + "/" + l.name() + "/admin.conf"
-	k := kube{kubectl, kubeconfig}
 
 	if ready := nodesReady(t, ctx, kubectl, kubeconfig); len(ready) != 3 {
 		t.Fatalf("Ready nodes %v, want cp1 w1 w2", ready)
@@ -331,10 +331,11 @@ func (l *testLab) checkHubble(t *testing.T, ctx context.Context, k kube) {
 	t.Logf("Hubble: the relay returned %d flows", strings.Count(out, `"flow"`))
 }
 
-// logCilium logs the agents' pods and last lines, for a failed lab up.
+// logCilium logs what the agents' pods say, for a failed lab up, asked
+// on the first control plane (lab up may have stopped before it wrote the
+// kubeconfig here).
 func (l *testLab) logCilium(t *testing.T, ctx context.Context) {
-	for _, n := range l.lab.KubernetesNodes() {
-		out, _ := l.exec(ctx, n.Name, "crictl ps -a 2>&1 | head -20; for c in $(crictl ps -a -q --name cilium 2>/dev/null | head -3); do crictl logs --tail 30 $c 2>&1; done")
-		t.Logf("%s: cilium containers:\n%s", n.Name, out)
-	}
+	out, _ := l.exec(ctx, l.lab.ControlPlanes()[0].Name, `k="kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system"
+$k get pods -o wide; $k describe pods -l k8s-app=cilium | tail -60; $k logs -l k8s-app=cilium --all-containers --prefix --tail 40`)
+	t.Logf("Cilium on %s's API:\n%s", l.lab.ControlPlanes()[0].Name, out)
 }
