@@ -110,6 +110,21 @@ func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 	// survive one node.
 	v["operator"] = map[string]any{"replicas": min(2, len(nodes))}
 
+	// Container nodes may run without CAP_SYS_RESOURCE (Docker on a host
+	// that refuses --privileged gives every capability but that one), and
+	// the runtime cannot grant a pod a capability its node lacks: the
+	// agent and its clean-cilium-state init container would fail with
+	// "unable to apply caps". The agent only needs it to raise the
+	// memlock limit, which kernels from 5.11 no longer use for BPF maps.
+	// These are the chart's lists (1.17 and 1.18) less SYS_RESOURCE.
+	if f.Container {
+		v["securityContext"] = map[string]any{"capabilities": map[string]any{
+			"ciliumAgent": []any{"CHOWN", "KILL", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "SYS_MODULE", "SYS_ADMIN",
+				"DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
+			"cleanCiliumState": []any{"NET_ADMIN", "SYS_MODULE", "SYS_ADMIN"},
+		}}
+	}
+
 	// Pod packets go between nodes unencapsulated when every node can
 	// reach every other directly: then each node is told a route to every
 	// other node's podCIDR via that node (autoDirectNodeRoutes) and
