@@ -287,6 +287,8 @@ spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: %[3]d, nodePort: 30080}]
 `, ns, netcheckRef, netcheckPort)
+	// The pod network check removed its image from the nodes.
+	l.importImage(t, ctx, buildNetcheckImage(t, ctx), netcheckRef)
 	t.Cleanup(func() { k.run(context.Background(), "delete", "namespace", ns, "--ignore-not-found", "--wait=false") })
 	if out, err := e2etest.RunInput(ctx, manifest, k.kubectl, "--kubeconfig", k.kubeconfig, "apply", "-f", "-"); err != nil {
 		t.Fatalf("NodePort service: %v\n%s", err, out)
