@@ -195,7 +195,9 @@ func (l *testLab) checkCiliumAgents(t *testing.T, ctx context.Context, k kube) {
 		}
 		var reach string
 		ok = e2etest.WaitFor(ctx, 2*time.Minute, 2*time.Second, func() bool {
-			reach, err = k.run(ctx, "-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "cilium-health", "status", "-o", "json")
+			// --probe asks every node now instead of reporting the
+			// last periodic probe, which may predate a node's agent.
+			reach, err = k.run(ctx, "-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "cilium-health", "status", "--probe", "-o", "json")
 			return err == nil && healthReachesAll(reach, len(pods)) == ""
 		})
 		if !ok {
@@ -252,7 +254,11 @@ func healthReachesAll(out string, nodes int) string {
 	}
 	for _, n := range st.Nodes {
 		if h := n.Host.PrimaryAddress.HTTP; h == nil || h.Status != "" {
-			return "node " + n.Name + " does not answer"
+			status := "no answer"
+			if h != nil {
+				status = h.Status
+			}
+			return "node " + n.Name + " does not answer: " + status
 		}
 	}
 	return ""
