@@ -266,7 +266,8 @@ func healthReachesAll(out string, nodes int) string {
 
 // checkNodePort exposes a pod through a NodePort Service and connects to
 // it from the Docker host, through every node's lab address: Cilium's
-// eBPF NodePort, not kube-proxy, must answer.
+// eBPF NodePort, not kube-proxy, must answer. (Not 30080: this machine's
+// sandbox answers connections to that port itself.)
 func (l *testLab) checkNodePort(t *testing.T, ctx context.Context, k kube) {
 	t.Helper()
 	const ns = "nodeport"
@@ -291,7 +292,7 @@ metadata: {name: web, namespace: %[1]s}
 spec:
   type: NodePort
   selector: {app: web}
-  ports: [{port: 80, targetPort: %[3]d, nodePort: 30080}]
+  ports: [{port: 80, targetPort: %[3]d, nodePort: 31080}]
 `, ns, netcheckRef, netcheckPort)
 	// The pod network check removed its image from the nodes.
 	l.importImage(t, ctx, buildNetcheckImage(t, ctx), netcheckRef)
@@ -304,7 +305,7 @@ spec:
 	}
 	failed := false
 	for _, n := range l.lab.KubernetesNodes() {
-		addr := net.JoinHostPort(l.lab.NodeIP(n).String(), "30080")
+		addr := net.JoinHostPort(l.lab.NodeIP(n).String(), "31080")
 		var answer string
 		ok := e2etest.WaitFor(ctx, time.Minute, time.Second, func() bool {
 			answer = e2etest.NetcheckName(ctx, addr)
@@ -316,7 +317,7 @@ spec:
 		}
 	}
 	if !failed {
-		t.Logf("NodePort 30080 answers from the Docker host on every node")
+		t.Logf("NodePort 31080 answers from the Docker host on every node")
 	}
 }
 
