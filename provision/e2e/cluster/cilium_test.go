@@ -330,11 +330,17 @@ func (l *testLab) checkHubble(t *testing.T, ctx context.Context, k kube) {
 		pod = p
 		break
 	}
+	// The agent runs in the node's network namespace with the node's
+	// resolver, which knows no Service names: the relay by ClusterIP.
+	relay, err := k.run(ctx, "-n", "kube-system", "get", "service", "hubble-relay", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil || net.ParseIP(strings.TrimSpace(relay)) == nil {
+		t.Fatalf("the hubble-relay Service: %q, %v", relay, err)
+	}
+	server := net.JoinHostPort(strings.TrimSpace(relay), "80")
 	var out string
-	var err error
 	ok := e2etest.WaitFor(ctx, 2*time.Minute, 2*time.Second, func() bool {
 		out, err = k.run(ctx, "-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--",
-			"hubble", "observe", "--server", "hubble-relay.kube-system.svc.cluster.local:80", "--last", "50", "-o", "json")
+			"hubble", "observe", "--server", server, "--last", "50", "-o", "json")
 		return err == nil && strings.Count(out, `"flow"`) > 0
 	})
 	if !ok {
