@@ -118,6 +118,17 @@ func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 	// memlock limit, which kernels from 5.11 no longer use for BPF maps.
 	// These are the chart's lists (1.17 and 1.18) less SYS_RESOURCE.
 	if f.Container {
+		// Container nodes without a cgroup namespace of their own (a
+		// cgroup v1 Docker host) share the host's cgroup2 root, where
+		// the agent attaches its socket load balancer: it would then
+		// translate every connect() on the machine, other labs' pods
+		// and the host's own included, to this lab's Services (seen
+		// here: another lab's CoreDNS reaching this lab's API server,
+		// and the host's NodePort connections sent to pod addresses it
+		// cannot route). Only sockets in the node's own network
+		// namespace are balanced then; pods and traffic from outside go
+		// through the eBPF datapath on the devices as usual.
+		v["socketLB"] = map[string]any{"hostNamespaceOnly": true}
 		v["securityContext"] = map[string]any{"capabilities": map[string]any{
 			"ciliumAgent": []any{"CHOWN", "KILL", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "SYS_MODULE", "SYS_ADMIN",
 				"DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
