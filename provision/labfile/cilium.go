@@ -57,15 +57,16 @@ func (o CiliumOfflineValue) Asks(v any) bool {
 	}
 	switch off := o.Off.(type) {
 	case bool:
-		return chartBool(v) != off
+		return ChartBool(v) != off
 	case string:
 		return fmt.Sprint(v) != off
 	}
 	return fmt.Sprint(v) != fmt.Sprint(o.Off)
 }
 
-// chartBool reads a chart boolean: true, or the string "true".
-func chartBool(v any) bool {
+// ChartBool reads a chart boolean the way the chart's templates do: many
+// of its booleans also accept the strings "true" and "false".
+func ChartBool(v any) bool {
 	switch t := v.(type) {
 	case bool:
 		return t

@@ -85,7 +85,7 @@ func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 	if u, ok := user["kubeProxyReplacement"]; ok {
 		kpr = u
 	}
-	if isTrue(kpr) {
+	if labfile.ChartBool(kpr) {
 		// With kube-proxy gone nothing else masquerades in iptables'
 		// place as cheaply; eBPF masquerading needs the eBPF NodePort
 		// that kube-proxy replacement brings.
@@ -265,23 +265,10 @@ func sharedL2(l *labfile.Lab, nodes []*labfile.Node) bool {
 func check(v map[string]any) error {
 	// cilium-agent exits at start-up on this pair (daemon/cmd's option
 	// validation, Cilium 1.17 and 1.18).
-	if v["routingMode"] == RoutingTunnel && isTrue(v["autoDirectNodeRoutes"]) {
+	if v["routingMode"] == RoutingTunnel && labfile.ChartBool(v["autoDirectNodeRoutes"]) {
 		return fmt.Errorf("autoDirectNodeRoutes: true cannot be used with routingMode: tunnel; drop one of them")
 	}
 	return nil
-}
-
-// isTrue reads a chart boolean the way the chart's templates do: many of
-// its booleans also accept the strings "true" and "false".
-func isTrue(v any) bool {
-	switch t := v.(type) {
-	case bool:
-		return t
-	case string:
-		b, err := strconv.ParseBool(t)
-		return err == nil && b
-	}
-	return false
 }
 
 // merge returns base with over merged into it: where both hold a map the
