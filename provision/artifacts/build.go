@@ -296,16 +296,12 @@ func (b *builder) build(ctx context.Context, s *Set) error {
 		if err != nil {
 			return err
 		}
-		tarball := filepath.Join(b.work, imageName(ref)+".tar")
-		id, err := writeImage(tarball, b.work, spec)
+		im, err := storeImage(s.dir, b.work, spec)
 		if err != nil {
 			return err
 		}
-		digest, size, err := putBlob(s.dir, tarball)
-		if err != nil {
-			return err
-		}
-		s.Images = append(s.Images, Image{Ref: ref, Digest: digest, Size: size, ID: id, ControlPlane: controlPlane})
+		im.ControlPlane = controlPlane
+		s.Images = append(s.Images, im)
 	}
 	b.logf("wrote %d images in %s; whole build %s", len(refs), time.Since(t).Round(time.Second), time.Since(start).Round(time.Second))
 	return nil
@@ -479,6 +475,21 @@ func (b *builder) imageSpec(ref string, iptables []layerEntry) (spec imageSpec, 
 		return spec, false, fmt.Errorf("kubeadm asks for image %s, which the build source does not know how to make", ref)
 	}
 	return spec, controlPlane, nil
+}
+
+// storeImage writes the image spec describes as a docker-archive in work
+// and moves it into the blobs of the cache directory dir.
+func storeImage(dir, work string, spec imageSpec) (Image, error) {
+	tarball := filepath.Join(work, imageName(spec.Ref)+".tar")
+	id, err := writeImage(tarball, work, spec)
+	if err != nil {
+		return Image{}, err
+	}
+	digest, size, err := putBlob(dir, tarball)
+	if err != nil {
+		return Image{}, err
+	}
+	return Image{Ref: spec.Ref, Digest: digest, Size: size, ID: id}, nil
 }
 
 // controlPlaneImage reports whether only control planes run ref's image.

@@ -179,17 +179,12 @@ func (c *ciliumBuilder) build(ctx context.Context, s *CiliumSet) error {
 		return err
 	}
 	for _, spec := range specs {
-		tarball := filepath.Join(c.work, imageName(spec.Ref)+".tar")
-		id, err := writeImage(tarball, c.work, spec)
+		im, err := storeImage(s.dir, c.work, spec)
 		if err != nil {
 			return err
 		}
-		digest, size, err := putBlob(s.dir, tarball)
-		if err != nil {
-			return err
-		}
-		s.Images = append(s.Images, Image{Ref: spec.Ref, Digest: digest, Size: size, ID: id})
-		c.logf("image %s: %.1f MiB", spec.Ref, float64(size)/(1<<20))
+		s.Images = append(s.Images, im)
+		c.logf("image %s: %.1f MiB", spec.Ref, float64(im.Size)/(1<<20))
 	}
 	c.logf("wrote %d images in %s", len(specs), time.Since(t).Round(time.Second))
 
