@@ -24,8 +24,9 @@ func newBundleCommand(s *settings) *cobra.Command {
 		Short: "Carry a lab's artifacts to an offline site in one archive",
 		Long: `A bundle holds everything a lab with kubernetes.artifacts: build or release
 gathers on this machine — kubeadm, kubelet, kubectl, the CNI loopback plugin
-and the images — and, for docker labs, the node image's Debian root file
-system. Create it where the artifacts can be downloaded or built, import it
+and the images; for a Cilium lab its Cilium set (the chart, and with build
+the Cilium images and helm); and, for docker labs, the node image's Debian
+root file system. Create it where the artifacts can be downloaded or built, import it
 at the offline site, and lab up finds everything in the cache there.`,
 	}
 	b.AddCommand(newBundleCreateCommand(s), newBundleImportCommand(s))
@@ -68,6 +69,16 @@ archive is written to a temporary name and renamed when complete.`,
 			if err != nil {
 				return err
 			}
+			var cilium []*artifacts.CiliumSet
+			if lab.CNI.Type == labfile.CNICilium {
+				cs, _, err := lay.Cache().GatherCilium(cmd.Context(), artifacts.CiliumGatherOptions{
+					Version: lab.CNI.Cilium.Version, Arch: arch, Source: set.Source, Userland: rootfs, Log: cmd.ErrOrStderr(),
+				})
+				if err != nil {
+					return fmt.Errorf("%s: Cilium %s: %w", lab.Path, lab.CNI.Cilium.Version, err)
+				}
+				cilium = append(cilium, cs)
+			}
 			var extras []artifacts.Extra
 			if registry.Traits(lab).BundleRootFS {
 				base, err := rootfs()
@@ -76,7 +87,7 @@ archive is written to a temporary name and renamed when complete.`,
 				}
 				extras = append(extras, artifacts.NodeImageExtra(base))
 			}
-			m, size, err := writeBundleFile(out, lab.Metadata.Name, set, extras)
+			m, size, err := writeBundleFile(out, lab.Metadata.Name, set, cilium, extras)
 			if err != nil {
 				return err
 			}
@@ -90,14 +101,14 @@ archive is written to a temporary name and renamed when complete.`,
 
 // writeBundleFile writes the bundle atomically: an interrupted run leaves
 // no partial archive at out for someone to carry away.
-func writeBundleFile(out, lab string, set *artifacts.Set, extras []artifacts.Extra) (*artifacts.BundleManifest, int64, error) {
+func writeBundleFile(out, lab string, set *artifacts.Set, cilium []*artifacts.CiliumSet, extras []artifacts.Extra) (*artifacts.BundleManifest, int64, error) {
 	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer f.Discard()
 	compress := strings.HasSuffix(out, ".gz") || strings.HasSuffix(out, ".tgz")
-	m, err := artifacts.WriteBundle(f, lab, []*artifacts.Set{set}, extras, compress)
+	m, err := artifacts.WriteBundle(f, lab, []*artifacts.Set{set}, cilium, extras, compress)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -160,12 +171,19 @@ func report(cmd *cobra.Command, s *settings, did, file string, m *artifacts.Bund
 	}
 	if s.Output == "json" {
 		return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
-			did: file, "lab": m.Lab, "sets": m.Sets, "files": len(m.Files),
+			did: file, "lab": m.Lab, "sets": m.Sets, "ciliumSets": m.CiliumSets, "files": len(m.Files),
 			"contentBytes": total, "archiveBytes": size, "seconds": took.Seconds(),
 		})
 	}
 	for _, st := range m.Sets {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s %s: Kubernetes %s for %s from the %s source (set %s)\n", did, file, st.Version, st.Arch, st.Source, st.Key)
+	}
+	for _, st := range m.CiliumSets {
+		what := "images, chart and helm built here"
+		if st.Source != artifacts.SourceBuild {
+			what = "the chart; the nodes pull upstream's images"
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s %s: Cilium %s for %s, %s (set %s)\n", did, file, st.Version, st.Arch, what, st.Key)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%d files, %.1f MiB of content", len(m.Files), float64(total)/(1<<20))
 	if size >= 0 {

@@ -29,8 +29,10 @@ import (
 //
 //	bundle.json                                    the manifest, first
 //	artifacts/<version>/blobs/sha256/<hex>         the Sets' blobs
+//	artifacts/cilium/v<version>/blobs/sha256/<hex> the Cilium sets' blobs
 //	nodeimage/base-<key>.tar                       extra files (the node image's root file system)
 //	artifacts/<version>/<key>.json                 the Sets, last
+//	artifacts/cilium/v<version>/<key>.json         and the Cilium sets
 //
 // Every file is listed in the manifest with its digest and size. Reading
 // verifies each one as it streams past, writes it under a temporary name
@@ -49,6 +51,9 @@ type BundleManifest struct {
 	// Lab is the name of the lab the bundle was made for.
 	Lab  string      `json:"lab,omitempty"`
 	Sets []BundleSet `json:"sets"`
+	// CiliumSets are the Cilium sets (images, chart, helm) of a Cilium
+	// lab; a lab that reads no Cilium sets refuses their files.
+	CiliumSets []BundleSet `json:"ciliumSets,omitempty"`
 	// Files are every file but the manifest, in archive order.
 	Files []BundleFile `json:"files"`
 }
@@ -79,11 +84,15 @@ type Extra struct {
 
 // bundlePath is what a bundle may hold: the manifest's files are checked
 // against it so that nothing is written outside the cache directory.
-var bundlePath = regexp.MustCompile(`^(` + artifactsDir + `/v1\.[0-9]+\.[0-9]+/(blobs/sha256/[0-9a-f]{64}|[0-9a-f]{20}\.json)|` + nodeImageDir + `/base-[0-9a-f]+\.tar)$`)
+var bundlePath = regexp.MustCompile(`^(` + artifactsDir + `/(v1|cilium/v[0-9]+)\.[0-9]+\.[0-9]+/(blobs/sha256/[0-9a-f]{64}|[0-9a-f]{20}\.json)|` + nodeImageDir + `/base-[0-9a-f]+\.tar)$`)
 
-// WriteBundle writes sets, with their blobs, and extras to w as a bundle
-// for lab; gzip-compressed when compress is set. It returns the manifest.
-func WriteBundle(w io.Writer, lab string, sets []*Set, extras []Extra, compress bool) (*BundleManifest, error) {
+// ciliumSetPath is where a Cilium set lies in a bundle.
+var ciliumSetPath = regexp.MustCompile(`^` + artifactsDir + `/cilium/v([0-9]+\.[0-9]+\.[0-9]+)/([0-9a-f]{20})\.json$`)
+
+// WriteBundle writes sets and cilium, with their blobs, and extras to w
+// as a bundle for lab; gzip-compressed when compress is set. It returns
+// the manifest.
+func WriteBundle(w io.Writer, lab string, sets []*Set, cilium []*CiliumSet, extras []Extra, compress bool) (*BundleManifest, error) {
 	m := &BundleManifest{Format: BundleFormat, Lab: lab}
 	type entry struct {
 		file BundleFile
@@ -119,6 +128,35 @@ func WriteBundle(w io.Writer, lab string, sets []*Set, extras []Extra, compress 
 		}
 		data = append(data, '\n')
 		tail = append(tail, entry{file: BundleFile{Path: path.Join(artifactsDir, s.Version, s.Key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
+	}
+	for _, s := range cilium {
+		m.CiliumSets = append(m.CiliumSets, BundleSet{Version: s.Version, Arch: s.Arch, Source: s.Source, Key: s.Key})
+		dir := path.Join(artifactsDir, "cilium", "v"+s.Version)
+		digests := []string{s.Chart.Digest}
+		if s.Helm.Digest != "" {
+			digests = append(digests, s.Helm.Digest)
+		}
+		for _, im := range s.Images {
+			digests = append(digests, im.Digest)
+		}
+		for _, d := range digests {
+			p := path.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			fi, err := os.Stat(s.Path(d))
+			if err != nil {
+				return nil, fmt.Errorf("bundle: %w", err)
+			}
+			blobs = append(blobs, entry{file: BundleFile{Path: p, Digest: d, Size: fi.Size()}, src: s.Path(d)})
+		}
+		data, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, '\n')
+		tail = append(tail, entry{file: BundleFile{Path: path.Join(dir, s.Key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].file.Path < blobs[j].file.Path })
 	for _, x := range extras {
@@ -310,8 +348,16 @@ func ReadBundle(r io.Reader, l Layout) (*BundleManifest, error) {
 }
 
 // check checks the Set as Load will, against the version and key its
-// path names (artifacts/<version>/<key>.json, as bundlePath has it).
+// path names (artifacts/<version>/<key>.json, as bundlePath has it), or
+// the Cilium set as LoadCilium will (artifacts/cilium/v<version>/<key>.json).
 func (s pendingSet) check() error {
+	if m := ciliumSetPath.FindStringSubmatch(s.path); m != nil {
+		var set CiliumSet
+		if err := json.Unmarshal(s.data, &set); err != nil {
+			return err
+		}
+		return set.check(m[1], m[2])
+	}
 	var set Set
 	if err := json.Unmarshal(s.data, &set); err != nil {
 		return err

@@ -3,7 +3,9 @@ package artifacts
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"maps"
 	"os"
@@ -54,7 +56,7 @@ func writeTestBundle(t *testing.T, compress bool) ([]byte, []*Set, string) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	m, err := WriteBundle(&buf, "lab1", sets, []Extra{NodeImageExtra(extra)}, compress)
+	m, err := WriteBundle(&buf, "lab1", sets, nil, []Extra{NodeImageExtra(extra)}, compress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,5 +338,66 @@ func TestLoadRemembersVerifiedBlobs(t *testing.T) {
 	}
 	if _, err := c.Load(s.Version, s.Key); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("after a replace: %v, want corrupt", err)
+	}
+}
+
+// TestBundleCarriesCiliumSets takes a built Cilium set through a bundle:
+// the offline site finds it as lab up looks for it, with every blob, and
+// a set whose images were swapped on the way is refused with nothing
+// written.
+func TestBundleCarriesCiliumSets(t *testing.T) {
+	src := Layout{Root: t.TempDir()}.Cache()
+	cs := fakeCiliumSet(t, src, "1.18.1", "amd64")
+	var buf bytes.Buffer
+	m, err := WriteBundle(&buf, "lab1", nil, []*CiliumSet{cs}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The chart and three images, then the set.
+	if len(m.Files) != 5 || len(m.CiliumSets) != 1 || m.CiliumSets[0].Key != cs.Key {
+		t.Fatalf("manifest: %+v", m)
+	}
+	dir := t.TempDir()
+	if _, err := ReadBundle(bytes.NewReader(buf.Bytes()), Layout{Root: dir}); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := Layout{Root: dir}.Cache().GatherCilium(context.Background(), CiliumGatherOptions{
+		Version: "1.18.1", Arch: "amd64", Source: SourceBuild,
+		Userland: func() (string, error) { return "", errors.New("the offline site must not build") },
+	})
+	if err != nil || !found || got.Key != cs.Key {
+		t.Fatalf("GatherCilium after the import: %v found %v, %v", got, found, err)
+	}
+	for _, im := range cs.Images {
+		a, _ := os.ReadFile(cs.Path(im.Digest))
+		b, err := os.ReadFile(got.Path(im.Digest))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("image %s differs after the import: %v", im.Ref, err)
+		}
+	}
+
+	// Swap the agent image for the operator's in the set's file, with the
+	// manifest's digest made to match: the set's own check refuses it.
+	names, bodies := members(t, buf.Bytes())
+	var mf BundleManifest
+	if err := json.Unmarshal(bodies[0], &mf); err != nil {
+		t.Fatal(err)
+	}
+	last := len(names) - 1
+	var set map[string]any
+	if err := json.Unmarshal(bodies[last], &set); err != nil {
+		t.Fatal(err)
+	}
+	images := set["images"].([]any)
+	images[0].(map[string]any)["ref"] = "quay.io/cilium/cilium:v1.18.1"
+	bodies[last], _ = json.Marshal(set)
+	mf.Files[last-1].Digest, mf.Files[last-1].Size = digestOf(bodies[last]), int64(len(bodies[last]))
+	bodies[0], _ = json.Marshal(mf)
+	empty := t.TempDir()
+	if _, err := ReadBundle(bytes.NewReader(rewrite(t, names, bodies)), Layout{Root: empty}); err == nil || !strings.Contains(err.Error(), "quay.io/cilium/cilium") {
+		t.Errorf("a set with a foreign image: %v", err)
+	}
+	if sets, _ := filepath.Glob(filepath.Join(empty, "artifacts", "cilium", "*", "*.json")); len(sets) > 0 {
+		t.Errorf("a refused bundle left sets behind: %v", sets)
 	}
 }

@@ -425,3 +425,46 @@ func (c Cache) FindCilium(version, arch string) (*CiliumSet, error) {
 	}
 	return best, nil
 }
+
+// CiliumGatherOptions says how GatherCilium makes a Cilium set that is not
+// in the cache.
+type CiliumGatherOptions struct {
+	// Version is the Cilium version without "v", e.g. 1.18.1.
+	Version string
+	// Arch is the nodes' architecture (Go's name).
+	Arch string
+	// Source is the lab's Kubernetes artifact source: build makes the
+	// images here; any other source has the nodes pull upstream's, so
+	// the set holds the chart alone.
+	Source string
+	// Userland returns the node image's Debian root file system, for a
+	// build; it is asked only when one is needed.
+	Userland func() (string, error)
+	Log      io.Writer
+}
+
+// GatherCilium returns the Cilium set a lab needs, as Gather does for
+// Kubernetes: for the build source the newest built set in the cache
+// (made here or imported from a bundle, so that an offline site needs no
+// go command), else one built now; for the other sources the chart-only
+// set. found reports whether it came from the cache.
+func (c Cache) GatherCilium(ctx context.Context, o CiliumGatherOptions) (set *CiliumSet, found bool, err error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Source != SourceBuild {
+		return c.CiliumChart(ctx, CiliumChartOptions{Version: o.Version, Arch: o.Arch, Log: o.Log})
+	}
+	if s, err := c.FindCilium(o.Version, o.Arch); err == nil {
+		return s, true, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(o.Log, "artifacts: %v; building Cilium again\n", err)
+	}
+	b := CiliumBuildOptions{Version: o.Version, Arch: o.Arch, Log: o.Log}
+	if o.Userland != nil {
+		if b.Userland, err = o.Userland(); err != nil {
+			return nil, false, err
+		}
+	}
+	return c.BuildCilium(ctx, b)
+}

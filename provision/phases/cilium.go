@@ -78,13 +78,10 @@ func (r *Run) gatherCilium(ctx context.Context) (*artifacts.CiliumSet, error) {
 		return nil, err
 	}
 	var s *artifacts.CiliumSet
-	switch {
-	case r.Sources.Cilium != nil:
+	if r.Sources.Cilium != nil {
 		s, err = r.Sources.Cilium(ctx, v, arch)
-	case a == labfile.ArtifactsBuild:
-		s, err = r.buildCilium(ctx, v, arch)
-	default:
-		s, err = r.ciliumChart(ctx, v, arch)
+	} else {
+		s, err = r.gatherCiliumSet(ctx, v, arch)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("Cilium %s for %s: %w", v, arch, err)
@@ -98,40 +95,30 @@ func (r *Run) gatherCilium(ctx context.Context) (*artifacts.CiliumSet, error) {
 	return s, nil
 }
 
-// buildCilium is the build source: the cache's set, else one built now
-// from github.com/cilium/cilium, with the node image's Debian userland.
-func (r *Run) buildCilium(ctx context.Context, v, arch string) (*artifacts.CiliumSet, error) {
+// gatherCiliumSet takes the set from the artifact cache, or makes it
+// there: built from github.com/cilium/cilium with the node image's Debian
+// userland for an offline lab (kubernetes.artifacts: build), the chart
+// alone for labs whose nodes pull upstream's images.
+func (r *Run) gatherCiliumSet(ctx context.Context, v, arch string) (*artifacts.CiliumSet, error) {
 	lay, err := artifacts.NewLayout(r.Sources.CacheDir)
 	if err != nil {
 		return nil, err
 	}
-	o := artifacts.CiliumBuildOptions{Version: v, Arch: arch}
-	if u := r.Sources.Userland; u != nil {
-		if o.Userland, err = u(lay.NodeImageDir()); err != nil {
-			return nil, err
-		}
+	source := artifacts.SourceRelease
+	if r.Lab.Kubernetes.Artifacts == labfile.ArtifactsBuild {
+		source = artifacts.SourceBuild
+		r.info(CNIImagesPhase, "", "artifacts: Cilium %s for %s from the build source (cache %s)", v, arch, lay.ArtifactsDir())
 	}
 	log := &lineWriter{emit: func(line string) { r.info(CNIImagesPhase, "", "%s", line) }}
-	o.Log = log
-	r.info(CNIImagesPhase, "", "artifacts: Cilium %s for %s from the build source (cache %s)", v, arch, lay.ArtifactsDir())
-	s, found, err := lay.Cache().BuildCilium(ctx, o)
+	o := artifacts.CiliumGatherOptions{Version: v, Arch: arch, Source: source, Log: log}
+	if u := r.Sources.Userland; u != nil {
+		o.Userland = func() (string, error) { return u(lay.NodeImageDir()) }
+	}
+	s, found, err := lay.Cache().GatherCilium(ctx, o)
 	log.Flush()
-	if found && s != nil {
+	if found && s != nil && source == artifacts.SourceBuild {
 		r.info(CNIImagesPhase, "", "artifacts: Cilium %s found in the cache (set %s)", v, s.Key)
 	}
-	return s, err
-}
-
-// ciliumChart is the source of labs whose nodes pull upstream's images:
-// the chart alone, from the github.com/cilium/cilium module.
-func (r *Run) ciliumChart(ctx context.Context, v, arch string) (*artifacts.CiliumSet, error) {
-	lay, err := artifacts.NewLayout(r.Sources.CacheDir)
-	if err != nil {
-		return nil, err
-	}
-	log := &lineWriter{emit: func(line string) { r.info(CNIImagesPhase, "", "%s", line) }}
-	s, _, err := lay.Cache().CiliumChart(ctx, artifacts.CiliumChartOptions{Version: v, Arch: arch, Log: log})
-	log.Flush()
 	return s, err
 }
 

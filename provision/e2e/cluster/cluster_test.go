@@ -456,7 +456,7 @@ func (l *testLab) waitRecovered(t *testing.T, ctx context.Context, node, kubectl
 		defer cancel()
 		out, err := e2etest.Run(c, kubectl, "--kubeconfig", kubeconfig, "get", "nodes", "-o",
 			`jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{end}`)
-		if err != nil || strings.Count(out, "True") != len(l.lab.Nodes) {
+		if err != nil || strings.Count(out, "True") != len(l.lab.KubernetesNodes()) {
 			why = fmt.Sprintf("nodes Ready: %q %v", out, err)
 			return false
 		}

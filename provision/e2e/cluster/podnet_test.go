@@ -34,8 +34,36 @@ const netcheckPort = 8080
 // kube runs kubectl of the lab's own build against the cluster.
 type kube struct{ kubectl, kubeconfig string }
 
+// run runs kubectl. When the connection to the API failed, not the
+// request (a busy lab's HAProxy drops sessions to an apiserver its checks
+// marked down, a TLS handshake times out), it tries again for up to a
+// minute: the tests judge the cluster, not one TCP connection.
 func (k kube) run(ctx context.Context, args ...string) (string, error) {
-	return e2etest.Run(ctx, k.kubectl, append([]string{"--kubeconfig", k.kubeconfig}, args...)...)
+	args = append([]string{"--kubeconfig", k.kubeconfig}, args...)
+	var out string
+	var err error
+	e2etest.WaitFor(ctx, time.Minute, time.Second, func() bool {
+		out, err = e2etest.Run(ctx, k.kubectl, args...)
+		return err == nil || !apiConnectionFailed(out)
+	})
+	return out, err
+}
+
+// apiConnectionFailed reports whether kubectl's output says it lost or
+// never had its connection to the API server: kubectl's own words, never
+// what a command run with kubectl exec printed.
+func apiConnectionFailed(out string) bool {
+	for _, s := range []string{
+		"Unable to connect to the server:",
+		"unexpected error when reading response body",
+		"http2: client connection lost",
+		"the server is currently unable to handle the request",
+	} {
+		if strings.Contains(out, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // netPod is one netcheck pod: its name (the name it answers with), the node
@@ -66,7 +94,7 @@ func (l *testLab) checkPodNetwork(t *testing.T, ctx context.Context, kubectl, ku
 	l.importImage(t, ctx, archive, netcheckRef)
 
 	var nodes []string
-	for _, n := range l.lab.Nodes {
+	for _, n := range l.lab.KubernetesNodes() {
 		nodes = append(nodes, n.Name)
 	}
 	manifest := filepath.Join(t.TempDir(), "netcheck.yaml")
@@ -176,7 +204,7 @@ func (l *testLab) importImage(t *testing.T, ctx context.Context, archive, ref st
 	// Into the node's own file system: docker cp would write under its
 	// /run and /tmp mounts, where the node cannot see it.
 	const remote = "/root/lab-netcheck.tar"
-	for _, n := range l.lab.Nodes {
+	for _, n := range l.lab.KubernetesNodes() {
 		f, err := os.Open(archive)
 		if err != nil {
 			t.Fatal(err)
@@ -345,7 +373,7 @@ func waitEndpoints(t *testing.T, ctx context.Context, k kube, pods []netPod) {
 func (l *testLab) waitKubeProxy(t *testing.T, ctx context.Context, clusterIPs ...string) {
 	t.Helper()
 	start := time.Now()
-	for _, n := range l.lab.Nodes {
+	for _, n := range l.lab.KubernetesNodes() {
 		var missing []string
 		var out string
 		var err error
@@ -482,7 +510,7 @@ func (l *testLab) deleteNetcheck(t *testing.T, k kube) {
 	if out, err := k.run(ctx, "delete", "namespace", netcheckNamespace, "--ignore-not-found", "--wait=true", "--timeout=2m"); err != nil {
 		t.Errorf("delete namespace %s: %v\n%s", netcheckNamespace, err, out)
 	}
-	for _, n := range l.lab.Nodes {
+	for _, n := range l.lab.KubernetesNodes() {
 		if out, err := l.exec(ctx, n.Name, "ctr -n k8s.io images rm "+netcheckRef+" >/dev/null 2>&1 || true"); err != nil {
 			t.Errorf("remove %s on %s: %v\n%s", netcheckRef, n.Name, err, out)
 		}

@@ -106,7 +106,7 @@ func TestReleaseArtifactsAndBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	if _, err := artifacts.WriteBundle(f, l.name(), []*artifacts.Set{set}, nil, true); err != nil {
+	if _, err := artifacts.WriteBundle(f, l.name(), []*artifacts.Set{set}, nil, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
