@@ -3,6 +3,8 @@
 //
 //	netcheck serve [-addr :8080]
 //	netcheck get [-timeout 5s] HOST:PORT...
+//	netcheck perf-serve [-addr :9000]
+//	netcheck perf [-rtt 2000] [-mib 256] [-timeout 2m] HOST:PORT
 //
 // serve answers every connection with its host name (in a pod: the pod's
 // name) and a newline, then closes it, logging whom it answered. get
@@ -12,6 +14,12 @@
 // the test can tell which pod answered which address. get exits 1 when any
 // target failed, 2 on bad usage. Every target has its own deadline, so a
 // black-holed packet fails the check instead of hanging it.
+//
+// perf measures what a path between two pods costs, against perf-serve:
+// the round trip of a 64-byte message, -rtt times on one connection
+// (percentiles), and the rate of -mib MiB sent on another. It prints one
+// line, "rtt p50 Xus p90 Xus p99 Xus throughput X MiB/s", for figures,
+// never for assertions.
 package main
 
 import (
@@ -60,13 +68,38 @@ func main() {
 		if failed {
 			os.Exit(1)
 		}
+	case "perf-serve":
+		fs := flag.NewFlagSet("perf-serve", flag.ExitOnError)
+		addr := fs.String("addr", ":9000", "TCP address to listen on")
+		fs.Parse(os.Args[2:])
+		if err := perfServe(*addr); err != nil {
+			log.Fatal(err)
+		}
+	case "perf":
+		fs := flag.NewFlagSet("perf", flag.ExitOnError)
+		rtts := fs.Int("rtt", 2000, "round trips to time")
+		mib := fs.Int("mib", 256, "MiB to send for the throughput")
+		timeout := fs.Duration("timeout", 2*time.Minute, "deadline of the whole measurement")
+		fs.Parse(os.Args[2:])
+		if fs.NArg() != 1 || *rtts < 1 || *mib < 1 {
+			usage()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		r, err := perf(ctx, fs.Arg(0), *rtts, *mib)
+		if err != nil {
+			fmt.Printf("%s error: %v\n", fs.Arg(0), err)
+			os.Exit(1)
+		}
+		fmt.Println(r)
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: netcheck serve [-addr :8080] | netcheck get [-timeout 5s] HOST:PORT...")
+	fmt.Fprintln(os.Stderr, "usage: netcheck serve [-addr :8080] | netcheck get [-timeout 5s] HOST:PORT... |\n"+
+		"       netcheck perf-serve [-addr :9000] | netcheck perf [-rtt 2000] [-mib 256] [-timeout 2m] HOST:PORT")
 	os.Exit(2)
 }
 
