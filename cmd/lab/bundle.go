@@ -26,8 +26,9 @@ func newBundleCommand(s *settings) *cobra.Command {
 gathers on this machine — kubeadm, kubelet, kubectl, the CNI loopback plugin
 and the images; for a Cilium lab its Cilium set (the chart, and with build
 the Cilium images and helm); and, for docker labs, the node image's Debian
-root file system. Create it where the artifacts can be downloaded or built, import it
-at the offline site, and lab up finds everything in the cache there.`,
+root file system. Create it where the artifacts can be downloaded or built,
+import it at the offline site, and lab up finds everything in the cache
+there.`,
 	}
 	b.AddCommand(newBundleCreateCommand(s), newBundleImportCommand(s))
 	return b
