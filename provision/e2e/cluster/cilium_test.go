@@ -38,12 +38,6 @@ const ciliumVersion = "1.18.1"
 // client node, flows in Hubble; with the VIP, all of it survives the VIP
 // holder's loss.
 func TestCiliumLab(t *testing.T) {
-	// Opt-in (make test-cilium) until CI's cold run has room for it: the
-	// Cilium build and the two labs add about half an hour to it on 2
-	// cores (docs/performance.md).
-	if os.Getenv("LAB_CILIUM_E2E") != "1" {
-		t.Skip("the Cilium labs run with LAB_CILIUM_E2E=1 (make test-cilium): not yet inside CI's time budget")
-	}
 	// A cold Cilium build is about 15 minutes of Go on 2 cores, each lab
 	// about 7 minutes with its checks.
 	ctx := e2etest.Context(t, 60*time.Minute)
