@@ -276,11 +276,13 @@ func (l *testLab) checkCiliumAgents(t *testing.T, ctx context.Context, k kube) {
 
 // checkCiliumHealth asks every agent's cilium-health: each must reach
 // every node's health port. It runs after the traffic checks, which
-// cover the agents' first probe rounds.
+// cover the agents' first probe rounds. Then it logs each agent's
+// resident memory, for docs/performance.md.
 func (l *testLab) checkCiliumHealth(t *testing.T, ctx context.Context, k kube) {
 	t.Helper()
 	pods := ciliumPods(t, ctx, k)
-	// An agent probes every other node about every two minutes, and its
+	// An agent probes every other node on its own schedule (every two
+	// minutes by default; the Cilium labs ask for about 20 s), and its
 	// first probe of a node may come before that node's agent listens on
 	// the health port (refused). --probe does not re-probe such a node
 	// at once, so this waits for the agents' own rounds: every agent must
