@@ -101,6 +101,29 @@ func WriteBundle(w io.Writer, lab string, sets []*Set, cilium []*CiliumSet, extr
 	}
 	var blobs, tail []entry
 	seen := map[string]bool{}
+	// add lists one set's blobs (under dir/blobs, once each) and the set
+	// itself (dir/<key>.json); local names a blob's file on this machine.
+	add := func(dir, key string, set any, digests []string, local func(string) string) error {
+		for _, d := range digests {
+			p := path.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			fi, err := os.Stat(local(d))
+			if err != nil {
+				return fmt.Errorf("bundle: %w", err)
+			}
+			blobs = append(blobs, entry{file: BundleFile{Path: p, Digest: d, Size: fi.Size()}, src: local(d)})
+		}
+		data, err := json.MarshalIndent(set, "", "  ")
+		if err != nil {
+			return err
+		}
+		data = append(data, '\n')
+		tail = append(tail, entry{file: BundleFile{Path: path.Join(dir, key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
+		return nil
+	}
 	for _, s := range sets {
 		m.Sets = append(m.Sets, BundleSet{Version: s.Version, Arch: s.Arch, Source: s.Source, Key: s.Key})
 		var digests []string
@@ -110,28 +133,12 @@ func WriteBundle(w io.Writer, lab string, sets []*Set, cilium []*CiliumSet, extr
 		for _, im := range s.Images {
 			digests = append(digests, im.Digest)
 		}
-		for _, d := range digests {
-			p := path.Join(artifactsDir, s.Version, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
-			if seen[p] {
-				continue
-			}
-			seen[p] = true
-			fi, err := os.Stat(s.Path(d))
-			if err != nil {
-				return nil, fmt.Errorf("bundle: %w", err)
-			}
-			blobs = append(blobs, entry{file: BundleFile{Path: p, Digest: d, Size: fi.Size()}, src: s.Path(d)})
-		}
-		data, err := json.MarshalIndent(s, "", "  ")
-		if err != nil {
+		if err := add(path.Join(artifactsDir, s.Version), s.Key, s, digests, s.Path); err != nil {
 			return nil, err
 		}
-		data = append(data, '\n')
-		tail = append(tail, entry{file: BundleFile{Path: path.Join(artifactsDir, s.Version, s.Key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
 	}
 	for _, s := range cilium {
 		m.CiliumSets = append(m.CiliumSets, BundleSet{Version: s.Version, Arch: s.Arch, Source: s.Source, Key: s.Key})
-		dir := path.Join(artifactsDir, "cilium", "v"+s.Version)
 		digests := []string{s.Chart.Digest}
 		if s.Helm.Digest != "" {
 			digests = append(digests, s.Helm.Digest)
@@ -139,24 +146,9 @@ func WriteBundle(w io.Writer, lab string, sets []*Set, cilium []*CiliumSet, extr
 		for _, im := range s.Images {
 			digests = append(digests, im.Digest)
 		}
-		for _, d := range digests {
-			p := path.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
-			if seen[p] {
-				continue
-			}
-			seen[p] = true
-			fi, err := os.Stat(s.Path(d))
-			if err != nil {
-				return nil, fmt.Errorf("bundle: %w", err)
-			}
-			blobs = append(blobs, entry{file: BundleFile{Path: p, Digest: d, Size: fi.Size()}, src: s.Path(d)})
-		}
-		data, err := json.MarshalIndent(s, "", "  ")
-		if err != nil {
+		if err := add(path.Join(artifactsDir, "cilium", "v"+s.Version), s.Key, s, digests, s.Path); err != nil {
 			return nil, err
 		}
-		data = append(data, '\n')
-		tail = append(tail, entry{file: BundleFile{Path: path.Join(dir, s.Key+".json"), Digest: digestOf(data), Size: int64(len(data))}, data: data})
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].file.Path < blobs[j].file.Path })
 	for _, x := range extras {
