@@ -160,14 +160,8 @@ func (l *testLab) checkCiliumFailover(t *testing.T, ctx context.Context, k kube,
 	}
 	pods := ciliumPods(t, ctx, k)
 	for _, n := range rest {
-		pod := pods[n.Name]
-		var out string
-		var err error
-		if !e2etest.WaitFor(ctx, 2*time.Minute, 2*time.Second, func() bool {
-			out, err = k.run(ctx, "-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "cilium-dbg", "status", "-o", "json")
-			return err == nil && agentHealthy(out) == ""
-		}) {
-			t.Errorf("Cilium agent on %s after %s was lost: %v %s", n.Name, holder, err, agentHealthy(out))
+		if why := waitAgentOK(ctx, k, pods[n.Name]); why != "" {
+			t.Errorf("Cilium agent on %s after %s was lost: %s", n.Name, holder, why)
 		}
 	}
 	l.checkNodePort(t, ctx, k, "web-after", 31081, rest)
@@ -260,14 +254,8 @@ func (l *testLab) checkCiliumAgents(t *testing.T, ctx context.Context, k kube) {
 		t.Fatalf("Cilium agents on %v, want one on each of the %d nodes", pods, len(l.lab.KubernetesNodes()))
 	}
 	for node, pod := range pods {
-		var out string
-		var err error
-		ok := e2etest.WaitFor(ctx, 2*time.Minute, 2*time.Second, func() bool {
-			out, err = k.run(ctx, "-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "cilium-dbg", "status", "-o", "json")
-			return err == nil && agentHealthy(out) == ""
-		})
-		if !ok {
-			t.Errorf("Cilium agent on %s: %v %s", node, err, agentHealthy(out))
+		if why := waitAgentOK(ctx, k, pod); why != "" {
+			t.Errorf("Cilium agent on %s: %s", node, why)
 			continue
 		}
 		t.Logf("Cilium agent on %s: status OK, kube-proxy replacement on", node)
@@ -314,6 +302,23 @@ func (l *testLab) checkCiliumHealth(t *testing.T, ctx context.Context, k kube) {
 			}
 		}
 	}
+}
+
+// waitAgentOK waits up to two minutes for the agent in pod to report OK
+// with kube-proxy replacement on, and returns what is wrong, or "".
+func waitAgentOK(ctx context.Context, k kube, pod string) string {
+	var out string
+	var err error
+	if e2etest.WaitFor(ctx, 2*time.Minute, 2*time.Second, func() bool {
+		out, err = k.run(ctx, "-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "cilium-dbg", "status", "-o", "json")
+		return err == nil && agentHealthy(out) == ""
+	}) {
+		return ""
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return agentHealthy(out)
 }
 
 // agentHealthy reads `cilium-dbg status -o json` and returns what is wrong,
