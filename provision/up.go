@@ -20,6 +20,7 @@ func UpPhases(l *labfile.Lab, c *phases.Run, nodesPhase workflow.Phase) []workfl
 		c.Connect(),
 		c.GatherFacts(),
 		c.PrepareOS(),
+		c.Network(),
 		c.Packages(),
 		c.LoadBalancer(),
 		c.VIP(2 * time.Minute),
@@ -30,6 +31,7 @@ func UpPhases(l *labfile.Lab, c *phases.Run, nodesPhase workflow.Phase) []workfl
 		c.Preflight(),
 		c.CNIImages(),
 		c.CNI(),
+		c.PodRoutes(3 * time.Minute),
 		c.Ready(5 * time.Minute),
 		c.Kubeconfig(),
 	}

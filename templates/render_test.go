@@ -9,7 +9,9 @@ import (
 )
 
 // labs loads every example lab in labs/; each one must load cleanly.
-func labs(t *testing.T) map[string]*labfile.Lab { return golden.Labs(t, "../labs/*.yaml") }
+func labs(t *testing.T) map[string]*labfile.Lab {
+	return golden.Labs(t, "../labs/*.yaml", "../labs/*/*.yaml")
+}
 
 // testFacts are the facts a node of l has before lab has seen it: what its
 // provider says (the registry).

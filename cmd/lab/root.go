@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/labctl/lab/provision/labfile"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -24,6 +25,10 @@ type settings struct {
 	// (setting vagrantfile, LAB_VAGRANTFILE), to try changes to it without
 	// rebuilding lab.
 	Vagrantfile string
+	// Overrides change every lab file this command loads (--provider,
+	// --set); they are flags only, never settings, so that no lab is
+	// changed by a file the user forgot.
+	Overrides labfile.Overrides
 }
 
 func newRootCommand() *cobra.Command {
@@ -51,6 +56,8 @@ FILE defaults to ./lab.yaml in every command that takes one.`,
 	pf.String("ssh-key", "", "default SSH private key for labs that name none (setting ssh-key, LAB_SSH_KEY)")
 	pf.String("cache-dir", "", "artifact cache (setting cache-dir, LAB_CACHE_DIR)")
 	pf.String("state-dir", "", "per-lab state directory root (setting state-dir, LAB_STATE_DIR)")
+	pf.StringVar(&s.Overrides.Provider, "provider", "", "run the lab file on another provider: docker runs a VirtualBox lab on container nodes, offline, with the same names and addresses (give it to every command for that lab)")
+	pf.StringArrayVar(&s.Overrides.Set, "set", nil, "PATH=VALUE: change one value of the lab file as it loads, e.g. --set kubernetes.version=v1.34.12 (repeatable)")
 
 	root.AddCommand(
 		newValidateCommand(s),

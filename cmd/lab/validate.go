@@ -93,7 +93,7 @@ func loadLab(cmd *cobra.Command, s *settings, args []string) (*labfile.Lab, erro
 // user wrote it.
 func readLab(cmd *cobra.Command, s *settings, src string) (*labfile.Lab, labfile.Problems, error) {
 	if !fetch.IsRemote(src) {
-		return labfile.Load(src)
+		return labfile.LoadWith(src, s.Overrides)
 	}
 	sum := sha256.Sum256([]byte(src))
 	local := filepath.Join(s.CacheDir, "labfiles", hex.EncodeToString(sum[:8])+".yaml")
@@ -104,7 +104,7 @@ func readLab(cmd *cobra.Command, s *settings, src string) (*labfile.Lab, labfile
 	if err != nil {
 		return nil, nil, err
 	}
-	lab, warns, err := labfile.Parse(src, data)
+	lab, warns, err := labfile.ParseWith(src, data, s.Overrides)
 	if lab != nil {
 		lab.Path = local
 	}

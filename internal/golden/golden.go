@@ -18,23 +18,36 @@ import (
 	"github.com/labctl/lab/provision/labfile"
 )
 
-// Labs loads every lab file matching glob (e.g. "../../labs/*.yaml"), keyed
-// by file name without .yaml. Every one must load cleanly.
-func Labs(t testing.TB, glob string) map[string]*labfile.Lab {
+// Labs loads every lab file matching the globs (e.g. "../../labs/*.yaml",
+// "../../labs/*/*.yaml"), keyed by file name without .yaml, prefixed with
+// its folder and a dash when it is in a folder of labs/ (cilium-study-4w).
+// Every one must load cleanly.
+func Labs(t testing.TB, globs ...string) map[string]*labfile.Lab {
 	t.Helper()
-	paths, err := filepath.Glob(glob)
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no lab files match %s: %v", glob, err)
-	}
 	out := map[string]*labfile.Lab{}
-	for _, p := range paths {
-		l, _, err := labfile.Load(p)
-		if err != nil {
-			t.Fatalf("load %s: %v", p, err)
+	for _, glob := range globs {
+		paths, err := filepath.Glob(glob)
+		if err != nil || len(paths) == 0 {
+			t.Fatalf("no lab files match %s: %v", glob, err)
 		}
-		out[strings.TrimSuffix(filepath.Base(p), ".yaml")] = l
+		for _, p := range paths {
+			l, _, err := labfile.Load(p)
+			if err != nil {
+				t.Fatalf("load %s: %v", p, err)
+			}
+			out[LabKey(p)] = l
+		}
 	}
 	return out
+}
+
+// LabKey names the lab file at path as Labs keys it.
+func LabKey(path string) string {
+	name := strings.TrimSuffix(filepath.Base(path), ".yaml")
+	if dir := filepath.Base(filepath.Dir(path)); dir != "labs" {
+		name = dir + "-" + name
+	}
+	return name
 }
 
 // Names returns the keys of labs in order, so subtests run in a stable order.

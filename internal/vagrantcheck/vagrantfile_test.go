@@ -77,6 +77,11 @@ func vagrantLabs(t *testing.T, extra ...string) map[string]*labfile.Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	weeks, err := filepath.Glob(filepath.Join(labsDir, "*", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, weeks...)
 	out := map[string]*labfile.Lab{}
 	for _, f := range append(files, extra...) {
 		lab, _, err := labfile.Load(f)

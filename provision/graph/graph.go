@@ -34,6 +34,21 @@ func Mermaid(l *labfile.Lab) string {
 			}
 		}
 	}
+	// Networks behind a router hang off it; so do the pods it routes.
+	for _, r := range l.Routers() {
+		if r.Router == nil {
+			continue
+		}
+		for _, itf := range r.Router.Interfaces {
+			p := itf.Prefix()
+			fmt.Fprintf(&b, "  %s[(\"%s %s<br/>behind %s\")]\n", id("behind", r.Name+"_"+itf.Name), itf.Name, p.Masked(), r.Name)
+			fmt.Fprintf(&b, "  %s ---|%s| %s\n", id("node", r.Name), p.Addr(), id("behind", r.Name+"_"+itf.Name))
+		}
+		if r.Router.PodRoutes {
+			fmt.Fprintf(&b, "  %s([\"pods %s\"])\n", id("pods", r.Name), l.PodRange())
+			fmt.Fprintf(&b, "  %s -.->|routes each node's pod CIDR| %s\n", id("node", r.Name), id("pods", r.Name))
+		}
+	}
 	if host, port := l.Endpoint(); l.ControlPlane.Mode == labfile.EndpointVIP {
 		fmt.Fprintf(&b, "  vip{{\"VIP %s:%d\"}}\n", host, port)
 		for _, n := range l.LoadBalancers() {
@@ -75,6 +90,21 @@ func DOT(l *labfile.Lab) string {
 			}
 		}
 	}
+	for _, r := range l.Routers() {
+		if r.Router == nil {
+			continue
+		}
+		for _, itf := range r.Router.Interfaces {
+			p := itf.Prefix()
+			name := r.Name + " " + itf.Name
+			fmt.Fprintf(&b, "  %q [label=%q, shape=cylinder];\n", name, fmt.Sprintf("%s %s\nbehind %s", itf.Name, p.Masked(), r.Name))
+			fmt.Fprintf(&b, "  %q -- %q [label=%q];\n", r.Name, name, p.Addr().String())
+		}
+		if r.Router.PodRoutes {
+			fmt.Fprintf(&b, "  %q [label=%q, shape=ellipse];\n", "pods "+r.Name, "pods "+l.PodRange().String())
+			fmt.Fprintf(&b, "  %q -- %q [style=dashed, label=\"routes each node's pod CIDR\"];\n", r.Name, "pods "+r.Name)
+		}
+	}
 	if host, port := l.Endpoint(); l.ControlPlane.Mode == labfile.EndpointVIP {
 		fmt.Fprintf(&b, "  \"vip\" [label=%q, shape=hexagon];\n", fmt.Sprintf("VIP %s:%d", host, port))
 		for _, n := range l.LoadBalancers() {
@@ -92,19 +122,9 @@ func DOT(l *labfile.Lab) string {
 	return b.String()
 }
 
-// firstNetwork is the network a node is drawn in: the node network if it
-// has an address there, else its first in lab order.
-func firstNetwork(l *labfile.Lab, n labfile.Node) string {
-	if _, ok := n.Addresses[l.Kubernetes.NodeNetwork]; ok {
-		return l.Kubernetes.NodeNetwork
-	}
-	for _, nw := range l.Networks {
-		if _, ok := n.Addresses[nw.Name]; ok {
-			return nw.Name
-		}
-	}
-	return ""
-}
+// firstNetwork is the network a node is drawn in: the one that carries
+// its Kubernetes traffic.
+func firstNetwork(l *labfile.Lab, n labfile.Node) string { return l.NodeNetworkOf(&n) }
 
 func shape(n labfile.Node) (string, string) {
 	switch {

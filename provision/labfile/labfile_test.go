@@ -43,6 +43,8 @@ func TestBadLabs(t *testing.T) {
 
 func TestExampleLabsLoad(t *testing.T) {
 	files, _ := filepath.Glob("../../labs/*.yaml")
+	weeks, _ := filepath.Glob("../../labs/*/*.yaml")
+	files = append(files, weeks...)
 	if len(files) < 4 {
 		t.Fatalf("want at least 4 labs, have %d", len(files))
 	}
@@ -188,7 +190,9 @@ nodes:
 // whatever it accepts must survive validation a second time.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("../../labs/*.yaml")
+	weeks, _ := filepath.Glob("../../labs/*/*.yaml")
 	bad, _ := filepath.Glob("testdata/bad/*.yaml")
+	files = append(files, weeks...)
 	for _, p := range append(files, bad...) {
 		if data, err := os.ReadFile(p); err == nil {
 			f.Add(data)

@@ -54,6 +54,12 @@ func Load(path string) (*Lab, Problems, error) {
 // Parse is Load for a lab file already in memory; name is used in messages.
 func Parse(name string, data []byte) (*Lab, Problems, error) {
 	lab, at, probs := decode(name, data)
+	return finish(name, lab, at, probs)
+}
+
+// finish defaults and validates a decoded lab, placing each problem at
+// its line.
+func finish(name string, lab *Lab, at positions, probs Problems) (*Lab, Problems, error) {
 	if len(probs) > 0 {
 		return nil, nil, probs
 	}
@@ -94,7 +100,12 @@ func decode(name string, data []byte) (*Lab, positions, Problems) {
 		return nil, nil, Problems{{File: name, Line: extra.Line, Column: extra.Column,
 			Message: "a second YAML document", Hint: "a lab file holds exactly one Lab; remove the '---' and what follows"}}
 	}
-	root := &doc
+	return decodeDoc(name, &doc)
+}
+
+// decodeDoc is decode for a parsed document.
+func decodeDoc(name string, doc *yaml.Node) (*Lab, positions, Problems) {
+	root := doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}

@@ -97,7 +97,7 @@ func (l *Lab) Network(name string) *Network {
 // node-ip, apiserver advertise address and VRRP source. It is never a NAT
 // address such as VirtualBox's shared 10.0.2.15.
 func (l *Lab) NodeIP(n *Node) netip.Addr {
-	a, _ := netip.ParseAddr(n.Addresses[l.Kubernetes.NodeNetwork])
+	a, _ := netip.ParseAddr(n.Addresses[l.NodeNetworkOf(n)])
 	return a
 }
 

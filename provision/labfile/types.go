@@ -273,6 +273,8 @@ type Node struct {
 	// SSH overrides where lab connects for this node (static hosts behind
 	// NAT, port forwards). Default: the node-network address, ssh.port.
 	SSH *NodeSSH `yaml:"ssh,omitempty"`
+	// Router configures a node with the router role (see RouterConfig).
+	Router *RouterConfig `yaml:"router,omitempty"`
 }
 
 // NodeSSH overrides the connection target of one node.

@@ -48,6 +48,7 @@ func validate(l *Lab) Problems {
 	v.provider()
 	v.networks()
 	v.nodes()
+	v.routing()
 	v.kubernetes()
 	v.controlPlane()
 	v.cni()
@@ -294,8 +295,11 @@ func (v *validator) addresses(n *Node, path string, owners map[netip.Addr]int) {
 			owners[a] = indexOf(l, n)
 		}
 	}
+	// Workers may sit in another network behind a router (routing
+	// checks that one connects them); the rest carry etcd, the API and
+	// VRRP on the node network itself.
 	if _, ok := n.Addresses[l.Kubernetes.NodeNetwork]; !ok && l.Kubernetes.NodeNetwork != "" &&
-		(n.HasRole(RoleControlPlane) || n.HasRole(RoleWorker) || n.HasRole(RoleLoadBalancer)) {
+		(n.HasRole(RoleControlPlane) || n.HasRole(RoleLoadBalancer)) {
 		v.errorf(path+".addresses", fmt.Sprintf("add %s: <ip>", l.Kubernetes.NodeNetwork),
 			"no address on the node network %q, which carries Kubernetes and VRRP traffic", l.Kubernetes.NodeNetwork)
 	}

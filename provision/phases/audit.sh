@@ -13,7 +13,7 @@ for p in "$@"; do grep -qs "$marker" "$p" && echo "file $p (rendered by lab)"; d
 if [ -n "$vip" ]; then
 	ip -4 -o addr show | awk -v vip="$vip/" 'index($4, vip) == 1 {print "vip " $4 " on " $2}'
 fi
-for u in kubelet lab-node keepalived haproxy; do systemctl is-active --quiet "$u.service" 2>/dev/null && echo "service $u is running"; done
+for u in kubelet lab-node keepalived haproxy lab-network; do systemctl is-active --quiet "$u.service" 2>/dev/null && echo "service $u is running"; done
 for p in kubelet kube-apiserver etcd kube-proxy cilium-agent lab-node keepalived haproxy; do pgrep -x "$p" >/dev/null 2>&1 && echo "process $p"; done
 for ipt in iptables ip6tables iptables-legacy ip6tables-legacy; do
 	command -v "$ipt-save" >/dev/null 2>&1 || continue

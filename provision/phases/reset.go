@@ -19,6 +19,7 @@ const labMarker = "Rendered by lab"
 var renderedPaths = []string{
 	templates.HAProxyConfigPath, templates.KeepalivedConfigPath, templates.CheckScriptPath,
 	templates.ContainerdConfigPath, templates.CrictlConfigPath, templates.SysctlPath, templates.ModulesPath,
+	templates.NetworkUnitPath,
 }
 
 // wipedPaths are directories and files Kubernetes, the CNI and lab leave.
@@ -76,6 +77,15 @@ func auditScript(vip netip.Addr, pods string) string {
 	return script(auditCiliumSh+auditSh, args...)
 }
 
+// podRange is where pod addresses come from (Cilium's cluster pool or
+// podSubnet): routes into it go at reset.
+func (r *Run) podRange() string {
+	if p := r.Lab.PodRange(); p.IsValid() {
+		return p.String()
+	}
+	return r.Lab.Kubernetes.PodSubnet
+}
+
 func (r *Run) vip() netip.Addr {
 	a, _ := netip.ParseAddr(r.Lab.ControlPlane.VIP)
 	return a
@@ -90,14 +100,21 @@ func (r *Run) Reset() workflow.Phase {
 		Title: "kubeadm reset; remove cluster state, CNI, load balancer, VIP and packet rules",
 		Nodes: r.AllNodes,
 		Run: func(ctx context.Context, node string) error {
-			_, err := r.run(ctx, node, resetScript(r.vip(), r.Lab.Kubernetes.CRISocket, r.Lab.Kubernetes.PodSubnet))
+			// The routes and dummy interfaces go by what the lab file
+			// says the node was given, whatever is left of network.sh.
+			// They go last: kubeadm reset may still talk to the
+			// control planes through them.
+			if _, err := r.run(ctx, node, resetScript(r.vip(), r.Lab.Kubernetes.CRISocket, r.podRange())); err != nil {
+				return err
+			}
+			_, err := r.run(ctx, node, templates.RoutingDown(r.Lab, r.node(node))+"exit 0")
 			return err
 		},
 		Describe: func(string) []string {
 			return []string{"kubeadm reset -f", "stop kubelet, lab-node, keepalived, haproxy", "rm -rf " + strings.Join(wipedPaths, " "),
 				"remove the files lab rendered (" + strings.Join(renderedPaths, ", ") + ")",
-				"remove Cilium's tc/XDP programs, mounts, network namespaces, routing rules and tables, routes into " + r.Lab.Kubernetes.PodSubnet,
-				"remove the VIP, KUBE-*/CILIUM-* rules, IPVS services, lab's /etc/hosts block"}
+				"remove Cilium's tc/XDP programs, mounts, network namespaces, routing rules and tables, routes into " + r.podRange(),
+				"remove the VIP, KUBE-*/CILIUM-* rules, IPVS services, lab's /etc/hosts block, lab's routes and router interfaces"}
 		},
 	}
 }
@@ -109,7 +126,7 @@ func (r *Run) Audit() workflow.Phase {
 		Title: "prove nothing is left",
 		Nodes: r.AllNodes,
 		Run: func(ctx context.Context, node string) error {
-			out, err := r.run(ctx, node, auditScript(r.vip(), r.Lab.Kubernetes.PodSubnet))
+			out, err := r.run(ctx, node, templates.RoutingAudit(r.Lab, r.node(node))+auditScript(r.vip(), r.podRange()))
 			if err != nil {
 				return err
 			}

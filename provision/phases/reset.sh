@@ -3,7 +3,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 cri=$1 marker=$2 containerd_conf=$3 vip=$4 pods=$5
 shift 5
 if command -v kubeadm >/dev/null 2>&1; then kubeadm reset -f --cri-socket "$cri" >/dev/null 2>&1 || echo 'lab: kubeadm reset failed; cleaning up by hand' >&2; fi
-for u in kubelet lab-node keepalived haproxy; do systemctl disable --now --quiet "$u.service" 2>/dev/null || true; done
+for u in kubelet lab-node keepalived haproxy lab-network; do systemctl disable --now --quiet "$u.service" 2>/dev/null || true; done
 # lab-node knows its own traces: pinned programs, routes, masquerade rules, pod veths.
 if [ -x /usr/local/bin/lab-node ]; then /usr/local/bin/lab-node reset >/dev/null 2>&1 || echo 'lab: lab-node reset failed; cleaning up by hand' >&2; fi
 systemctl daemon-reload 2>/dev/null || true

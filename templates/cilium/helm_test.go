@@ -174,12 +174,33 @@ func envOf(t *testing.T, o map[string]any, name string) map[string]string {
 }
 
 // expectFor is what a lab from labs/ must render to, worked out from the
-// lab file alone (not from Values): every node of a loaded lab is on the
-// node network, so routing is native with direct routes.
+// lab file alone (not from Values): lab's defaults (every node on the node
+// network, so native routing with direct routes, Kubernetes IPAM) unless
+// the user's values choose otherwise, as the study's weeks do.
 func expectFor(l *labfile.Lab) variant {
 	host, port := l.Endpoint()
-	return variant{lab: l, host: host, port: port, kpr: !l.Kubernetes.KubeProxyEnabled(),
-		routing: RoutingNative, autoRoutes: true, operators: min(2, len(l.KubernetesNodes()))}
+	e := variant{lab: l, host: host, port: port, kpr: !l.Kubernetes.KubeProxyEnabled(),
+		routing: RoutingNative, autoRoutes: true, operators: min(2, len(l.KubernetesNodes())),
+		ipam: "kubernetes", nativeCIDR: l.Kubernetes.PodSubnet}
+	if v, ok := l.CNI.Cilium.Value("kubeProxyReplacement"); ok {
+		e.kpr = labfile.ChartBool(v)
+	}
+	if v, ok := l.CNI.Cilium.Value("routingMode"); ok {
+		e.routing, _ = v.(string)
+	}
+	if v, ok := l.CNI.Cilium.Value("autoDirectNodeRoutes"); ok {
+		e.autoRoutes = labfile.ChartBool(v)
+	}
+	if v, ok := l.CNI.Cilium.Value("operator.replicas"); ok {
+		e.operators, _ = v.(int)
+	}
+	if v, ok := l.CNI.Cilium.Value("ipam.mode"); ok {
+		e.ipam, _ = v.(string)
+	}
+	if v, ok := l.CNI.Cilium.Value("ipv4NativeRoutingCIDR"); ok {
+		e.nativeCIDR, _ = v.(string)
+	}
+	return e
 }
 
 // TestChartRendersLabValues is the judge: for every Cilium lab in labs/
@@ -232,15 +253,17 @@ func checkRendered(t *testing.T, objs []map[string]any, e variant, facts templat
 	}
 	key("kube-proxy-replacement", strconv.FormatBool(e.kpr))
 	key("routing-mode", e.routing)
-	key("ipam", "kubernetes")
-	key("k8s-require-ipv4-pod-cidr", "true")
+	key("ipam", e.ipamMode())
+	if e.ipamMode() == "kubernetes" {
+		key("k8s-require-ipv4-pod-cidr", "true")
+	}
 	key("devices", facts.Interface)
 	if e.kpr {
 		key("enable-bpf-masquerade", "true")
 	}
 	switch e.routing {
 	case RoutingNative:
-		key("ipv4-native-routing-cidr", e.lab.Kubernetes.PodSubnet)
+		key("ipv4-native-routing-cidr", e.nativeRoutingCIDR())
 		key("auto-direct-node-routes", strconv.FormatBool(e.autoRoutes))
 	case RoutingTunnel:
 		key("tunnel-protocol", TunnelVXLAN)

@@ -2,11 +2,11 @@ package cilium
 
 import (
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/labctl/lab/internal/golden"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider/registry"
 	"github.com/labctl/lab/templates"
@@ -22,18 +22,10 @@ func factsFor(l *labfile.Lab) templates.Facts {
 // ciliumLabs loads every lab in labs/ that uses Cilium, by file name.
 func ciliumLabs(t *testing.T) map[string]*labfile.Lab {
 	t.Helper()
-	paths, err := filepath.Glob("../../labs/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]*labfile.Lab{}
-	for _, p := range paths {
-		l, _, err := labfile.Load(p)
-		if err != nil {
-			t.Fatalf("load %s: %v", p, err)
-		}
+	for name, l := range golden.Labs(t, "../../labs/*.yaml", "../../labs/*/*.yaml") {
 		if l.CNI.Type == labfile.CNICilium {
-			out[strings.TrimSuffix(filepath.Base(p), ".yaml")] = l
+			out[name] = l
 		}
 	}
 	if len(out) == 0 {
@@ -99,9 +91,8 @@ func parseLab(t *testing.T, name, src string) *labfile.Lab {
 
 // behindRouter moves the last worker off the node network: it keeps only
 // its address on the routed network "far", like the study's k8s-w0 on
-// 192.168.20.0/24 behind the router VM. The lab file loader does not accept
-// such a lab yet (every Kubernetes node needs a node-network address), so
-// the change is made after loading.
+// 192.168.20.0/24 behind the router VM. The lab has no router node, which
+// the loader would ask for, so the change is made after loading.
 func behindRouter(l *labfile.Lab) *labfile.Lab {
 	w := l.Workers()
 	n := w[len(w)-1]
@@ -122,6 +113,24 @@ type variant struct {
 	// autoRoutes is autoDirectNodeRoutes in native mode.
 	autoRoutes bool
 	operators  int
+	// ipam and nativeCIDR are the user's, when given ("" means lab's:
+	// kubernetes, and podSubnet).
+	ipam       string
+	nativeCIDR string
+}
+
+func (v variant) ipamMode() string {
+	if v.ipam == "" {
+		return "kubernetes"
+	}
+	return v.ipam
+}
+
+func (v variant) nativeRoutingCIDR() string {
+	if v.nativeCIDR == "" {
+		return v.lab.Kubernetes.PodSubnet
+	}
+	return v.nativeCIDR
 }
 
 // variants are the labs that exercise each derived value's other branch.

@@ -9,7 +9,9 @@ import (
 )
 
 // labs loads every lab file in labs/, by name.
-func labs(t *testing.T) map[string]*labfile.Lab { return golden.Labs(t, "../../labs/*.yaml") }
+func labs(t *testing.T) map[string]*labfile.Lab {
+	return golden.Labs(t, "../../labs/*.yaml", "../../labs/*/*.yaml")
+}
 
 // sortedNames returns the keys of m in order, so subtests run in a stable order.
 func sortedNames(m map[string]*labfile.Lab) []string { return golden.Names(m) }

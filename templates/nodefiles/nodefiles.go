@@ -28,6 +28,7 @@ import (
 // The phases of `lab up` that install files, by name.
 const (
 	OS               = "os"
+	Network          = "network"
 	Packages         = "packages"
 	LoadBalancer     = "loadbalancer"
 	Kubernetes       = "kubernetes"
@@ -40,7 +41,7 @@ const (
 // Phases are the phases that install files, in the order `lab up` runs
 // them.
 func Phases() []string {
-	return []string{OS, Packages, LoadBalancer, Kubernetes, Init, JoinControlPlane, JoinWorker, CNI}
+	return []string{OS, Network, Packages, LoadBalancer, Kubernetes, Init, JoinControlPlane, JoinWorker, CNI}
 }
 
 // Inputs are what a node's files depend on besides the lab file.
@@ -119,6 +120,8 @@ func ForPhase(l *labfile.Lab, n *labfile.Node, phase string, in Inputs) ([]templ
 	switch phase {
 	case OS:
 		files, err = osFiles(l, n)
+	case Network:
+		files, err = templates.NetworkFiles(l, n)
 	case Packages:
 		files, err = templates.RuntimeFiles(l, n, in.Facts)
 	case LoadBalancer:

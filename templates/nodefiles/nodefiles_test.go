@@ -16,7 +16,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current rendering")
 
-func labs(t *testing.T) map[string]*labfile.Lab { return golden.Labs(t, "../../labs/*.yaml") }
+func labs(t *testing.T) map[string]*labfile.Lab {
+	return golden.Labs(t, "../../labs/*.yaml", "../../labs/*/*.yaml")
+}
 
 // testFacts are what `lab render` assumes of a node of l before lab has
 // seen it.

@@ -49,6 +49,7 @@ func TestCiliumLab(t *testing.T) {
 	kubectl := kubectlOf(t, set)
 	buildCiliumSet(t, ctx)
 
+	t.Run("study-4w", func(t *testing.T) { testStudyRouter(t, ctx, cli, image, kubectl) })
 	for _, file := range []string{"cilium-ci.yaml", "cilium-ha-ci.yaml"} {
 		t.Run(strings.TrimSuffix(file, ".yaml"), func(t *testing.T) {
 			l := newLabFrom(t, cli, func(name string, octet int) string {

@@ -198,16 +198,18 @@ func (p *Provider) ensureNetwork(ctx context.Context, lab *labfile.Lab, net *lab
 }
 
 // gateway is the Docker host's address on a lab network: the lab file's
-// gateway, or else the first address no node and no VIP uses.
+// gateway when no node holds it, or else the first address no node and no
+// VIP uses. A gateway a router node holds is that node's (the study's
+// router VM at .200), and the host stands beside it.
 func gateway(lab *labfile.Lab, net *labfile.Network) (netip.Addr, error) {
-	if net.Gateway != "" {
-		return netip.ParseAddr(net.Gateway)
-	}
 	used := map[netip.Addr]bool{}
 	for _, n := range lab.Nodes {
 		if a, err := netip.ParseAddr(n.Addresses[net.Name]); err == nil {
 			used[a] = true
 		}
+	}
+	if gw, err := netip.ParseAddr(net.Gateway); err == nil && !used[gw] {
+		return gw, nil
 	}
 	if a, err := netip.ParseAddr(lab.ControlPlane.VIP); err == nil {
 		used[a] = true

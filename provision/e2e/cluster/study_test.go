@@ -1,0 +1,212 @@
+//go:build e2e
+
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labctl/lab/internal/e2etest"
+	"github.com/labctl/lab/provision"
+	"github.com/labctl/lab/provision/labfile"
+	"github.com/labctl/lab/provision/provider/docker"
+	"github.com/labctl/lab/provision/provider/docker/dockercli"
+	"github.com/labctl/lab/provision/provider/docker/nodeimage"
+	"github.com/labctl/lab/templates"
+)
+
+// studyLab loads labs/cilium-study/<file>, the VirtualBox lab a study
+// member runs, as `lab up --provider docker` does: the same node names and
+// addresses, on container nodes. The suite renames it (so that it never
+// meets a user's lab of the same name) and pins the versions it builds;
+// nothing else changes.
+func studyLab(t *testing.T, cli *dockercli.CLI, image, file string) *testLab {
+	t.Helper()
+	l := &testLab{t: t, cli: cli, stateRoot: t.TempDir()}
+	name := "e2es-" + e2etest.RandomHex(t, 3)
+	prov, err := docker.New(docker.Options{StateDir: filepath.Join(l.stateRoot, name), Docker: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.prov = prov
+	path := filepath.Join("..", "..", "..", "labs", "cilium-study", file)
+	lab, _, err := labfile.LoadWith(path, labfile.Overrides{Provider: labfile.ProviderDocker, Set: []string{
+		"metadata.name=" + name,
+		"provider.docker.image=" + image,
+		"kubernetes.version=" + version,
+		"kubernetes.imageRepository=" + imageRepository,
+		"cni.cilium.version=" + ciliumVersion,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.lab = lab
+	t.Cleanup(l.teardown)
+	return l
+}
+
+// testStudyRouter runs the study's router week (labs/cilium-study/4w.yaml)
+// on container nodes: a control plane and a worker on 192.168.10.0/24, a
+// worker on 192.168.20.0/24, a router between them with two networks
+// behind it. The worker in the second subnet joins across the router;
+// pods on both subnets reach each other with native routing (the router
+// routes each node's pod CIDR); nodes and pods reach the networks behind
+// the router; a second lab up changes nothing; reset leaves no route.
+func testStudyRouter(t *testing.T, ctx context.Context, cli *dockercli.CLI, image, kubectl string) {
+	l := studyLab(t, cli, image, "4w.yaml")
+	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
+	ev := &e2etest.Events{}
+	opts.Report = ev
+	kubeconfig := filepath.Join(l.stateRoot, l.name(), "admin.conf")
+	k := kube{kubectl, kubeconfig}
+	start := time.Now()
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		l.logCilium(t, ctx)
+		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
+	}
+	t.Logf("TIMING study week 4 lab up: %v", time.Since(start).Round(time.Millisecond))
+	for _, p := range phaseTimes(ev.All()) {
+		t.Logf("TIMING   phase %s", p)
+	}
+	if ready := nodesReady(t, ctx, kubectl, kubeconfig); len(ready) != len(l.lab.KubernetesNodes()) {
+		t.Fatalf("Ready nodes %v, want all of %d", ready, len(l.lab.KubernetesNodes()))
+	}
+	// k8s-w0 registered with its own subnet's address.
+	if out, err := k.run(ctx, "get", "node", "k8s-w0", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`); err != nil || strings.TrimSpace(out) != "192.168.20.100" {
+		t.Errorf("k8s-w0's InternalIP: %q, %v; want 192.168.20.100", out, err)
+	}
+
+	// The router routes every node's pod CIDR, from Cilium's cluster pool.
+	routes, err := l.exec(ctx, "router", "cat "+templates.PodRoutesPath+"; ip -4 route show")
+	if err != nil {
+		t.Fatalf("router routes: %v\n%s", err, routes)
+	}
+	t.Logf("router:\n%s", routes)
+	if n := strings.Count(routes, "172.20."); n < 2*len(l.lab.KubernetesNodes()) {
+		t.Errorf("the router has %d mentions of pod CIDRs in 172.20.0.0/16, want a file line and a route per node", n)
+	}
+	for _, n := range []string{"k8s-ctr", "k8s-w1", "k8s-w0"} {
+		out, err := l.exec(ctx, n, "ip -4 route get 10.10.1.200")
+		want := "via 192.168.10.200"
+		if n == "k8s-w0" {
+			want = "via 192.168.20.200"
+		}
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("%s: ip route get 10.10.1.200: %q, %v; want %s", n, out, err, want)
+		}
+	}
+
+	l.checkCiliumAgents(t, ctx, k)
+	// Pods on all three nodes, two subnets: by IP, ClusterIP and DNS.
+	l.checkPodNetwork(t, ctx, kubectl, kubeconfig)
+	l.checkBehindRouter(t, ctx, k)
+
+	again := &e2etest.Events{}
+	opts.Report = again
+	start = time.Now()
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		t.Fatalf("second lab up: %v\n%s", err, again.Failures())
+	}
+	t.Logf("TIMING no-op study week 4 lab up: %v", time.Since(start).Round(time.Millisecond))
+	if did := didWork(again.All()); len(did) > 0 {
+		t.Errorf("second lab up did work: %v", did)
+	}
+
+	// Reset's own audit fails on a route or router interface left.
+	opts.Report = &e2etest.Events{}
+	if err := provision.Reset(ctx, l.lab, opts); err != nil {
+		t.Fatalf("lab reset: %v\n%s", err, opts.Report.(*e2etest.Events).Failures())
+	}
+	if out, _ := l.exec(ctx, "router", "ip -o link show; ip -4 route show"); strings.Contains(out, "loop1") || strings.Contains(out, "172.20.") {
+		t.Errorf("after reset the router still has lab's interfaces or pod routes:\n%s", out)
+	}
+}
+
+// checkBehindRouter serves on the router's networks behind it (10.10.1.200
+// and 10.10.2.200, the study's web server) and reaches them from every
+// Kubernetes node and from a pod on every node: nodes by lab's routes,
+// pods masqueraded to their node's address.
+func (l *testLab) checkBehindRouter(t *testing.T, ctx context.Context, k kube) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "netcheck")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/labctl/lab/internal/e2etest/netcheck")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build netcheck: %v\n%s", err, out)
+	}
+	const remote = "/root/netcheck"
+	nodes := append([]string{"router"}, names(l.lab.KubernetesNodes())...)
+	for _, n := range nodes {
+		f, err := os.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := l.cli.RunWithInput(ctx, f, "exec", "-i", l.container(n), "sh", "-c", "cat >"+remote+" && chmod 0755 "+remote)
+		f.Close()
+		if err != nil {
+			t.Fatalf("copy netcheck to %s: %v\n%s", n, err, out)
+		}
+	}
+	targets := []string{"10.10.1.200:80", "10.10.2.200:80"}
+	for _, tg := range targets {
+		if _, err := l.cli.Run(ctx, "exec", "-d", l.container("router"), remote, "serve", "-addr", tg); err != nil {
+			t.Fatalf("serve on the router at %s: %v", tg, err)
+		}
+	}
+	t.Cleanup(func() { _, _ = l.exec(context.Background(), "router", "pkill -x netcheck; rm -f "+remote) })
+
+	get := func(where string, run func() (string, error)) {
+		var out string
+		var err error
+		ok := e2etest.WaitFor(ctx, 30*time.Second, time.Second, func() bool {
+			out, err = run()
+			return err == nil && strings.Count(out, " router") == len(targets)
+		})
+		if !ok {
+			t.Errorf("from %s, the networks behind the router: %q, %v", where, out, err)
+		}
+	}
+	for _, n := range l.lab.KubernetesNodes() {
+		get("node "+n.Name, func() (string, error) {
+			return l.exec(ctx, n.Name, remote+" get -timeout 3s "+strings.Join(targets, " "))
+		})
+	}
+	// checkPodNetwork took its image away with its pods.
+	l.importImage(t, ctx, buildNetcheckImage(t, ctx), netcheckRef)
+	manifest := filepath.Join(t.TempDir(), "netcheck.yaml")
+	if err := os.WriteFile(manifest, []byte(netcheckManifest(names(l.lab.KubernetesNodes()))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.deleteNetcheck(t, k) })
+	if out, err := k.run(ctx, "apply", "-f", manifest); err != nil {
+		t.Fatalf("create the netcheck pods: %v\n%s", err, out)
+	}
+	if out, err := k.run(ctx, "-n", netcheckNamespace, "wait", "--for=condition=Ready", "pod", "-l", "app=netcheck", "--timeout=3m"); err != nil {
+		t.Fatalf("netcheck pods not Ready: %v\n%s", err, out)
+	}
+	pods := netcheckPods(t, ctx, k, names(l.lab.KubernetesNodes()))
+	sort.Slice(pods, func(i, j int) bool { return pods[i].name < pods[j].name })
+	for _, p := range pods {
+		get(fmt.Sprintf("pod %s on %s", p.name, p.node), func() (string, error) {
+			return k.run(ctx, append([]string{"-n", netcheckNamespace, "exec", p.name, "--", "/netcheck", "get", "-timeout", "3s"}, targets...)...)
+		})
+	}
+	t.Logf("the networks behind the router answer from %d nodes and %d pods", len(l.lab.KubernetesNodes()), len(pods))
+}
+
+// names lists the nodes' names.
+func names(ns []*labfile.Node) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.Name
+	}
+	return out
+}
