@@ -185,7 +185,13 @@ func (l *testLab) checkBehindRouter(t *testing.T, ctx context.Context, k kube) {
 	if err := os.WriteFile(manifest, []byte(netcheckManifest(names(l.lab.KubernetesNodes()))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.deleteNetcheck(t, k) })
+	// Deleted at the end; the cleanup covers a test that stops earlier.
+	deleted := false
+	t.Cleanup(func() {
+		if !deleted {
+			l.deleteNetcheck(t, k)
+		}
+	})
 	if out, err := k.run(ctx, "apply", "-f", manifest); err != nil {
 		t.Fatalf("create the netcheck pods: %v\n%s", err, out)
 	}
@@ -200,6 +206,8 @@ func (l *testLab) checkBehindRouter(t *testing.T, ctx context.Context, k kube) {
 		})
 	}
 	t.Logf("the networks behind the router answer from %d nodes and %d pods", len(l.lab.KubernetesNodes()), len(pods))
+	l.deleteNetcheck(t, k)
+	deleted = true
 }
 
 // names lists the nodes' names.
