@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-	haproxy keepalived openssh-server openssh-client sudo iproute2 iptables openssl curl ca-certificates
+	haproxy keepalived frr openssh-server openssh-client sudo iproute2 iptables openssl curl ca-certificates
 	docker.io debootstrap util-linux procps psmisc git make
 	clang llvm libbpf-dev bpftool iperf3 iputils-ping stress-ng ansible-core vagrant shellcheck zip
 )

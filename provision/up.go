@@ -32,6 +32,7 @@ func UpPhases(l *labfile.Lab, c *phases.Run, nodesPhase workflow.Phase) []workfl
 		c.CNIImages(),
 		c.CNI(),
 		c.PodRoutes(3 * time.Minute),
+		c.BGP(),
 		c.Ready(5 * time.Minute),
 		c.Kubeconfig(),
 	}

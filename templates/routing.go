@@ -99,34 +99,22 @@ func RoutingFor(l *labfile.Lab, n *labfile.Node) Routing {
 		}
 	}
 	if pods := l.PodRange(); n.InCluster() && pods.IsValid() {
-		add(pods, func(rt *labfile.Node) bool { return rt.Router != nil && rt.Router.PodRoutes })
+		// The router knows every pod CIDR: from lab (podRoutes) or
+		// from the nodes over BGP.
+		add(pods, func(rt *labfile.Node) bool {
+			return (rt.Router != nil && rt.Router.PodRoutes) || (l.BGP != nil && l.BGP.Router == rt.Name)
+		})
 	}
 	return r
 }
 
-// AddressFacing is node n's address on a network node from is on, as
-// gatewayFor picks it: where from sends what it routes to n.
+// AddressFacing is node n's address on a network node from is on: where
+// from sends what it routes to n.
 func AddressFacing(l *labfile.Lab, from, n *labfile.Node) (netip.Addr, bool) {
-	return gatewayFor(l, from, n)
+	return l.AddressFacing(from, n)
 }
 
-// gatewayFor is router rt's address on a network n is on: n's own node
-// network first, then the lab's networks in order.
-func gatewayFor(l *labfile.Lab, n, rt *labfile.Node) (netip.Addr, bool) {
-	nets := []string{l.NodeNetworkOf(n)}
-	for _, nw := range l.Networks {
-		nets = append(nets, nw.Name)
-	}
-	for _, name := range nets {
-		if _, on := n.Addresses[name]; !on {
-			continue
-		}
-		if a, err := netip.ParseAddr(rt.Addresses[name]); err == nil {
-			return a, true
-		}
-	}
-	return netip.Addr{}, false
-}
+func gatewayFor(l *labfile.Lab, n, rt *labfile.Node) (netip.Addr, bool) { return l.AddressFacing(n, rt) }
 
 // NetworkFiles are network.sh and its unit on a node whose routing is not
 // empty, and nothing elsewhere.

@@ -27,8 +27,9 @@ func newImageCommand(s *settings) *cobra.Command {
 		Use:   "build",
 		Short: "Build the node image offline from Debian packages (debootstrap + docker import)",
 		Long: `build makes the image container nodes run: Debian bookworm with systemd, sshd,
-haproxy, keepalived, containerd, runc, conntrack, socat and iptables. Host keys
-are generated per node at first boot. An image built from the same inputs is
+haproxy, keepalived, containerd, runc, conntrack, socat, iptables and FRR (off
+until a lab's BGP router turns it on). Host keys are generated per node at
+first boot. An image built from the same inputs is
 kept; --force rebuilds it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

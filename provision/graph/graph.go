@@ -49,6 +49,11 @@ func Mermaid(l *labfile.Lab) string {
 			fmt.Fprintf(&b, "  %s -.->|routes each node's pod CIDR| %s\n", id("node", r.Name), id("pods", r.Name))
 		}
 	}
+	if r := l.BGPRouter(); r != nil {
+		for _, n := range l.BGPPeers() {
+			fmt.Fprintf(&b, "  %s <-.->|BGP AS%d-AS%d| %s\n", id("node", r.Name), l.BGP.ASN, l.BGP.NodeASN, id("node", n.Name))
+		}
+	}
 	if host, port := l.Endpoint(); l.ControlPlane.Mode == labfile.EndpointVIP {
 		fmt.Fprintf(&b, "  vip{{\"VIP %s:%d\"}}\n", host, port)
 		for _, n := range l.LoadBalancers() {
@@ -103,6 +108,11 @@ func DOT(l *labfile.Lab) string {
 		if r.Router.PodRoutes {
 			fmt.Fprintf(&b, "  %q [label=%q, shape=ellipse];\n", "pods "+r.Name, "pods "+l.PodRange().String())
 			fmt.Fprintf(&b, "  %q -- %q [style=dashed, label=\"routes each node's pod CIDR\"];\n", r.Name, "pods "+r.Name)
+		}
+	}
+	if r := l.BGPRouter(); r != nil {
+		for _, n := range l.BGPPeers() {
+			fmt.Fprintf(&b, "  %q -- %q [style=dotted, label=%q];\n", r.Name, n.Name, fmt.Sprintf("BGP AS%d-AS%d", l.BGP.ASN, l.BGP.NodeASN))
 		}
 	}
 	if host, port := l.Endpoint(); l.ControlPlane.Mode == labfile.EndpointVIP {

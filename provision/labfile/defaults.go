@@ -125,6 +125,8 @@ func Default(l *Lab) {
 		l.CNI.Cilium.Version = strings.TrimPrefix(or(l.CNI.Cilium.Version, DefaultCiliumVersion), "v")
 	}
 
+	defaultBGP(l)
+
 	s := &l.SSH
 	s.User = or(s.User, "root")
 	if s.Port == 0 {

@@ -22,6 +22,7 @@ type Lab struct {
 	Kubernetes   Kubernetes   `yaml:"kubernetes"`
 	ControlPlane ControlPlane `yaml:"controlPlane"`
 	CNI          CNI          `yaml:"cni"`
+	BGP          *BGP         `yaml:"bgp,omitempty"`
 	SSH          SSH          `yaml:"ssh"`
 	Nodes        []Node       `yaml:"nodes"`
 

@@ -52,6 +52,7 @@ func validate(l *Lab) Problems {
 	v.kubernetes()
 	v.controlPlane()
 	v.cni()
+	v.bgp()
 	v.ssh()
 	return v.probs
 }

@@ -107,7 +107,11 @@ func (r *Run) Reset() workflow.Phase {
 			if _, err := r.run(ctx, node, resetScript(r.vip(), r.Lab.Kubernetes.CRISocket, r.podRange())); err != nil {
 				return err
 			}
-			_, err := r.run(ctx, node, templates.RoutingDown(r.Lab, r.node(node))+"exit 0")
+			down := templates.RoutingDown(r.Lab, r.node(node))
+			if r.Lab.BGP != nil && node == r.Lab.BGP.Router {
+				down = frrStop() + down
+			}
+			_, err := r.run(ctx, node, down+"exit 0")
 			return err
 		},
 		Describe: func(string) []string {
@@ -126,7 +130,12 @@ func (r *Run) Audit() workflow.Phase {
 		Title: "prove nothing is left",
 		Nodes: r.AllNodes,
 		Run: func(ctx context.Context, node string) error {
-			out, err := r.run(ctx, node, templates.RoutingAudit(r.Lab, r.node(node))+auditScript(r.vip(), r.podRange()))
+			audit := templates.RoutingAudit(r.Lab, r.node(node))
+			if r.Lab.BGP != nil && node == r.Lab.BGP.Router {
+				audit += "systemctl is-active --quiet frr.service && echo 'service frr is running'\n" +
+					"grep -qs '" + labMarker + "' " + templates.FRRConfigPath + " && echo 'file " + templates.FRRConfigPath + "'\n"
+			}
+			out, err := r.run(ctx, node, audit+auditScript(r.vip(), r.podRange()))
 			if err != nil {
 				return err
 			}

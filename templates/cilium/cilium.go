@@ -164,6 +164,13 @@ func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 		return nil, fmt.Errorf("lab %s: cni.cilium.values.routingMode: %q is neither native nor tunnel", l.Metadata.Name, mode)
 	}
 
+	// The lab file's bgp section peers the nodes with its router
+	// through Cilium's BGP control plane (the bgp phase applies the
+	// resources).
+	if l.BGP != nil {
+		v["bgpControlPlane"] = map[string]any{"enabled": true}
+	}
+
 	build := l.Kubernetes.Artifacts == labfile.ArtifactsBuild
 	if build {
 		builtImages(v, artifacts.CiliumImageRefs(l.CNI.Cilium.Version))

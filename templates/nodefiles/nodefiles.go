@@ -36,12 +36,13 @@ const (
 	JoinControlPlane = "join-control-plane"
 	JoinWorker       = "join-worker"
 	CNI              = "cni"
+	BGP              = "bgp"
 )
 
 // Phases are the phases that install files, in the order `lab up` runs
 // them.
 func Phases() []string {
-	return []string{OS, Network, Packages, LoadBalancer, Kubernetes, Init, JoinControlPlane, JoinWorker, CNI}
+	return []string{OS, Network, Packages, LoadBalancer, Kubernetes, Init, JoinControlPlane, JoinWorker, CNI, BGP}
 }
 
 // Inputs are what a node's files depend on besides the lab file.
@@ -136,6 +137,8 @@ func ForPhase(l *labfile.Lab, n *labfile.Node, phase string, in Inputs) ([]templ
 		}
 	case CNI:
 		files, err = cniFiles(l, n, in)
+	case BGP:
+		files, err = templates.BGPFiles(l, n)
 	default:
 		return nil, fmt.Errorf("no phase %q installs files; the phases that do are %s", phase, strings.Join(Phases(), ", "))
 	}

@@ -23,12 +23,9 @@ import (
 	"github.com/labctl/lab/templates"
 )
 
-// studyLab loads labs/cilium-study/<file>, the VirtualBox lab a study
-// member runs, as `lab up --provider docker` does: the same node names and
-// addresses, on container nodes. The suite renames it (so that it never
-// meets a user's lab of the same name) and pins the versions it builds;
-// nothing else changes.
-func studyLab(t *testing.T, cli *dockercli.CLI, image, file string) *testLab {
+// studyLab makes a lab for the study's weeks on container nodes; load
+// gives it a week's file.
+func studyLab(t *testing.T, cli *dockercli.CLI) *testLab {
 	t.Helper()
 	l := &testLab{t: t, cli: cli, stateRoot: t.TempDir()}
 	name := "e2es-" + e2etest.RandomHex(t, 3)
@@ -37,9 +34,22 @@ func studyLab(t *testing.T, cli *dockercli.CLI, image, file string) *testLab {
 		t.Fatal(err)
 	}
 	l.prov = prov
+	l.lab = &labfile.Lab{Metadata: labfile.Metadata{Name: name}}
+	t.Cleanup(l.teardown)
+	return l
+}
+
+// load makes labs/cilium-study/<file>, the VirtualBox lab a study member
+// runs, the lab's file, as `lab up --provider docker` loads it: the same
+// node names and addresses, on container nodes. The suite keeps the lab's
+// name (so that one week follows another on the same nodes, and no
+// user's lab of the same name is touched) and pins the versions it
+// builds; nothing else changes.
+func (l *testLab) load(t *testing.T, image, file string) {
+	t.Helper()
 	path := filepath.Join("..", "..", "..", "labs", "cilium-study", file)
 	lab, _, err := labfile.LoadWith(path, labfile.Overrides{Provider: labfile.ProviderDocker, Set: []string{
-		"metadata.name=" + name,
+		"metadata.name=" + l.name(),
 		"provider.docker.image=" + image,
 		"kubernetes.version=" + version,
 		"kubernetes.imageRepository=" + imageRepository,
@@ -49,8 +59,21 @@ func studyLab(t *testing.T, cli *dockercli.CLI, image, file string) *testLab {
 		t.Fatal(err)
 	}
 	l.lab = lab
-	t.Cleanup(l.teardown)
-	return l
+}
+
+// testStudyWeeks runs the study's router weeks on one set of container
+// nodes: week 4 (testStudyRouter), then week 5 (testStudyBGP) on the nodes
+// week 4's reset left, which also proves that reset nodes take a new
+// cluster.
+func testStudyWeeks(t *testing.T, ctx context.Context, cli *dockercli.CLI, image, kubectl string) {
+	l := studyLab(t, cli)
+	l.load(t, image, "4w.yaml")
+	if !t.Run("4w", func(t *testing.T) { l.t = t; testStudyRouter(t, ctx, l, kubectl) }) {
+		return
+	}
+	l.load(t, image, "5w.yaml")
+	t.Run("5w", func(t *testing.T) { l.t = t; testStudyBGP(t, ctx, l, kubectl) })
+	l.t = t
 }
 
 // testStudyRouter runs the study's router week (labs/cilium-study/4w.yaml)
@@ -60,8 +83,7 @@ func studyLab(t *testing.T, cli *dockercli.CLI, image, file string) *testLab {
 // pods on both subnets reach each other with native routing (the router
 // routes each node's pod CIDR); nodes and pods reach the networks behind
 // the router; a second lab up changes nothing; reset leaves no route.
-func testStudyRouter(t *testing.T, ctx context.Context, cli *dockercli.CLI, image, kubectl string) {
-	l := studyLab(t, cli, image, "4w.yaml")
+func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl string) {
 	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
 	ev := &e2etest.Events{}
 	opts.Report = ev
@@ -217,4 +239,158 @@ func names(ns []*labfile.Node) []string {
 		out[i] = n.Name
 	}
 	return out
+}
+
+// testStudyBGP runs the study's BGP week (labs/cilium-study/5w.yaml) on
+// container nodes: FRR on the router peers with Cilium on all three
+// Kubernetes nodes, in two subnets. The router learns every node's pod
+// CIDR and a LoadBalancer address over BGP and routes them (pods on both
+// subnets reach each other, and the router reaches the Service), the
+// nodes learn the network the router announces, a second lab up changes
+// nothing, and reset stops FRR and leaves no route.
+func testStudyBGP(t *testing.T, ctx context.Context, l *testLab, kubectl string) {
+	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
+	ev := &e2etest.Events{}
+	opts.Report = ev
+	kubeconfig := filepath.Join(l.stateRoot, l.name(), "admin.conf")
+	k := kube{kubectl, kubeconfig}
+	start := time.Now()
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		l.logCilium(t, ctx)
+		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
+	}
+	t.Logf("TIMING study week 5 lab up: %v", time.Since(start).Round(time.Millisecond))
+	for _, p := range phaseTimes(ev.All()) {
+		t.Logf("TIMING   phase %s", p)
+	}
+	if ready := nodesReady(t, ctx, kubectl, kubeconfig); len(ready) != len(l.lab.KubernetesNodes()) {
+		t.Fatalf("Ready nodes %v, want all of %d", ready, len(l.lab.KubernetesNodes()))
+	}
+	l.checkCiliumAgents(t, ctx, k)
+
+	// Every node's session is up and the router has each pod CIDR
+	// (Cilium's cluster pool, per CiliumNode) in BGP and in its kernel.
+	cidrs := map[string]string{}
+	out, err := k.run(ctx, "get", "ciliumnodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.spec.ipam.podCIDRs[0]}{"\n"}{end}`)
+	if err != nil {
+		t.Fatalf("CiliumNodes: %v\n%s", err, out)
+	}
+	for _, line := range strings.Fields(out) {
+		if n, c, ok := strings.Cut(line, "="); ok && c != "" {
+			cidrs[n] = c
+		}
+	}
+	if len(cidrs) != len(l.lab.KubernetesNodes()) {
+		t.Fatalf("pod CIDRs %v, want one per Kubernetes node", cidrs)
+	}
+	var bgp, kernel string
+	if !e2etest.WaitFor(ctx, 2*time.Minute, 2*time.Second, func() bool {
+		bgp, _ = l.exec(ctx, "router", "vtysh -c 'show bgp summary' -c 'show bgp ipv4 unicast'")
+		kernel, _ = l.exec(ctx, "router", "ip -4 route show proto bgp")
+		for _, c := range cidrs {
+			if !strings.Contains(bgp, c) || !strings.Contains(kernel, c) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("the router has not learned every pod CIDR %v over BGP:\n%s\nkernel:\n%s", cidrs, bgp, kernel)
+	}
+	t.Logf("router, BGP:\n%s\nkernel routes from BGP:\n%s", bgp, kernel)
+	// The router announces the network behind it to every node (Cilium
+	// does not install what it receives: lab's static routes carry that
+	// traffic).
+	for _, n := range l.lab.BGPPeers() {
+		peer, _ := l.lab.AddressFacing(l.lab.BGPRouter(), n)
+		var out string
+		if !e2etest.WaitFor(ctx, time.Minute, 2*time.Second, func() bool {
+			out, _ = l.exec(ctx, "router", "vtysh -c 'show bgp ipv4 unicast neighbors "+peer.String()+" advertised-routes'")
+			return strings.Contains(out, "10.10.1.0/24")
+		}) {
+			t.Errorf("the router does not announce 10.10.1.0/24 to %s (%s):\n%s", n.Name, peer, out)
+		}
+	}
+
+	l.checkPodNetwork(t, ctx, kubectl, kubeconfig)
+	l.startWeb(t, ctx, k)
+	l.checkBGPLoadBalancer(t, ctx, k)
+
+	again := &e2etest.Events{}
+	opts.Report = again
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		t.Fatalf("second lab up: %v\n%s", err, again.Failures())
+	}
+	if did := didWork(again.All()); len(did) > 0 {
+		t.Errorf("second lab up did work: %v", did)
+	}
+
+	opts.Report = &e2etest.Events{}
+	if err := provision.Reset(ctx, l.lab, opts); err != nil {
+		t.Fatalf("lab reset: %v\n%s", err, opts.Report.(*e2etest.Events).Failures())
+	}
+	if out, _ := l.exec(ctx, "router", "systemctl is-active frr; pgrep -x bgpd; ip -4 route show proto bgp"); !strings.HasPrefix(strings.TrimSpace(out), "inactive") || strings.Contains(out, "172.20.") {
+		t.Errorf("after reset FRR still runs on the router, or its routes stay:\n%s", out)
+	}
+}
+
+// checkBGPLoadBalancer gives the web pod a LoadBalancer address from a
+// pool outside every lab network: only BGP can tell the router where it
+// is. The router must have it in BGP and reach it.
+func (l *testLab) checkBGPLoadBalancer(t *testing.T, ctx context.Context, k kube) {
+	t.Helper()
+	const svc = "web-bgp"
+	manifest := fmt.Sprintf(`apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata: {name: lab-bgp}
+spec:
+  blocks: [{cidr: 172.16.100.0/29}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: %[3]d}]
+`, svc, webNamespace, netcheckPort)
+	t.Cleanup(func() {
+		k.run(context.Background(), "delete", "ciliumloadbalancerippool/lab-bgp", "--ignore-not-found", "--wait=false")
+	})
+	if out, err := e2etest.RunInput(ctx, manifest, k.kubectl, "--kubeconfig", k.kubeconfig, "apply", "-f", "-"); err != nil {
+		t.Fatalf("LB-IPAM pool and LoadBalancer Service: %v\n%s", err, out)
+	}
+	var ip string
+	if !e2etest.WaitFor(ctx, time.Minute, time.Second, func() bool {
+		out, err := k.run(ctx, "-n", webNamespace, "get", "service", svc, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		ip = strings.TrimSpace(out)
+		return err == nil && strings.HasPrefix(ip, "172.16.100.")
+	}) {
+		t.Fatalf("Service %s/%s got no address from the pool 172.16.100.0/29", webNamespace, svc)
+	}
+	// The router reaches it with its own netcheck (copied for the web
+	// server of week 4's check; here it only dials).
+	bin := filepath.Join(t.TempDir(), "netcheck")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/labctl/lab/internal/e2etest/netcheck")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build netcheck: %v\n%s", err, out)
+	}
+	f, err := os.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.cli.RunWithInput(ctx, f, "exec", "-i", l.container("router"), "sh", "-c", "cat >/root/netcheck && chmod 0755 /root/netcheck")
+	f.Close()
+	if err != nil {
+		t.Fatalf("copy netcheck to the router: %v\n%s", err, out)
+	}
+	var route, answer string
+	if !e2etest.WaitFor(ctx, time.Minute, 2*time.Second, func() bool {
+		route, _ = l.exec(ctx, "router", "vtysh -c 'show ip route "+ip+"'")
+		answer, err = l.exec(ctx, "router", "/root/netcheck get -timeout 3s "+ip+":80")
+		return err == nil && strings.Contains(answer, " web") && strings.Contains(route, "bgp")
+	}) {
+		t.Fatalf("the router does not reach LoadBalancer %s over a BGP route: %q %v\n%s", ip, answer, err, route)
+	}
+	t.Logf("LoadBalancer %s: the router learned it over BGP and reaches the web pod:\n%s", ip, route)
 }

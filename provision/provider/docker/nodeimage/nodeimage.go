@@ -67,6 +67,8 @@ var packages = []string{
 	"containerd", "runc",
 	"kmod", "procps",
 	"curl", "ca-certificates", "gpg",
+	// A router node's BGP speaker (the bgp phase enables it there only).
+	"frr",
 	// Not for the node itself: the build artifact source takes the Cilium
 	// agent image's userland from this root file system, and the agent
 	// compiles its datapath with clang at run time and runs ipset and
@@ -587,9 +589,10 @@ func overlayEntries() ([]entry, error) {
 }
 
 // dropped reports whether a base file must not reach the image: SSH host
-// keys, which would make every node share the same identity.
+// keys, which would make every node share the same identity, and the link
+// that starts FRR at boot (only a BGP router runs it; lab enables it there).
 func dropped(name string) bool {
-	return strings.HasPrefix(name, "etc/ssh/ssh_host_")
+	return strings.HasPrefix(name, "etc/ssh/ssh_host_") || name == "etc/systemd/system/multi-user.target.wants/frr.service"
 }
 
 // rewrite copies the tar stream base to w, leaving out dropped files and
