@@ -114,7 +114,9 @@ func AddressFacing(l *labfile.Lab, from, n *labfile.Node) (netip.Addr, bool) {
 	return l.AddressFacing(from, n)
 }
 
-func gatewayFor(l *labfile.Lab, n, rt *labfile.Node) (netip.Addr, bool) { return l.AddressFacing(n, rt) }
+func gatewayFor(l *labfile.Lab, n, rt *labfile.Node) (netip.Addr, bool) {
+	return l.AddressFacing(n, rt)
+}
 
 // NetworkFiles are network.sh and its unit on a node whose routing is not
 // empty, and nothing elsewhere.
