@@ -76,7 +76,7 @@ func RoutingFor(l *labfile.Lab, n *labfile.Node) Routing {
 			if rt.Name == n.Name || !attached(rt) {
 				continue
 			}
-			if via, ok := gatewayFor(l, n, rt); ok {
+			if via, ok := l.AddressFacing(n, rt); ok {
 				r.Routes = append(r.Routes, Route{To: to, Via: via})
 				return
 			}
@@ -106,16 +106,6 @@ func RoutingFor(l *labfile.Lab, n *labfile.Node) Routing {
 		})
 	}
 	return r
-}
-
-// AddressFacing is node n's address on a network node from is on: where
-// from sends what it routes to n.
-func AddressFacing(l *labfile.Lab, from, n *labfile.Node) (netip.Addr, bool) {
-	return l.AddressFacing(from, n)
-}
-
-func gatewayFor(l *labfile.Lab, n, rt *labfile.Node) (netip.Addr, bool) {
-	return l.AddressFacing(n, rt)
 }
 
 // NetworkFiles are network.sh and its unit on a node whose routing is not

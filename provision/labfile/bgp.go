@@ -110,6 +110,9 @@ func (v *validator) bgp() {
 		v.errorf("bgp.router", "name a node of the lab", "no node called %q", b.Router)
 	case !r.HasRole(RoleRouter):
 		v.errorf("bgp.router", "give it roles: [router], or name a router", "%s is not a router", b.Router)
+	case r.Router != nil && r.Router.PodRoutes:
+		v.errorf(fmt.Sprintf("nodes[%d].router.podRoutes", indexOf(l, r)), "drop podRoutes: the router learns the pod CIDRs over BGP",
+			"%s would route the pods twice, statically and over BGP", r.Name)
 	}
 	if b.ASN == 0 {
 		v.errorf("bgp.asn", "the router's AS number, e.g. 65000 (64512-65534 are private)", "missing")

@@ -74,17 +74,6 @@ func (l *Lab) PodRange() netip.Prefix {
 	return p.Masked()
 }
 
-// PodRoutes reports whether a router of the lab carries the pods' routes
-// (RouterConfig.PodRoutes).
-func (l *Lab) PodRoutes() bool {
-	for _, r := range l.Routers() {
-		if r.Router != nil && r.Router.PodRoutes {
-			return true
-		}
-	}
-	return false
-}
-
 func firstString(v any) string {
 	switch t := v.(type) {
 	case string:

@@ -144,7 +144,7 @@ func (r *Run) podRoutesOf(ctx context.Context, router string, timeout time.Durat
 				}
 			}
 			for _, n := range r.Lab.KubernetesNodes() {
-				via, ok := templates.AddressFacing(r.Lab, rt, n)
+				via, ok := r.Lab.AddressFacing(rt, n)
 				if !ok {
 					return nil, fmt.Errorf("router %s shares no network with node %s: it cannot route its pods", router, n.Name)
 				}

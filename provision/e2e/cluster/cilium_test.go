@@ -65,24 +65,8 @@ func TestCiliumLab(t *testing.T) {
 
 // testCilium brings up a Cilium lab and checks it; see TestCiliumLab.
 func (l *testLab) testCilium(t *testing.T, ctx context.Context, kubectl string) {
-	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
-	ev := &e2etest.Events{}
-	opts.Report = ev
-	start := time.Now()
-	kubeconfig := l.stateRoot + "/" + l.name() + "/admin.conf"
-	k := kube{kubectl, kubeconfig}
-	if err := provision.Up(ctx, l.lab, opts); err != nil {
-		l.logCilium(t, ctx)
-		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
-	}
-	t.Logf("TIMING cilium lab up: %v", time.Since(start).Round(time.Millisecond))
-	for _, p := range phaseTimes(ev.All()) {
-		t.Logf("TIMING   phase %s", p)
-	}
-
-	if ready := nodesReady(t, ctx, kubectl, kubeconfig); len(ready) != len(l.lab.KubernetesNodes()) {
-		t.Fatalf("Ready nodes %v, want all of %d", ready, len(l.lab.KubernetesNodes()))
-	}
+	opts, k := l.upReady(t, ctx, kubectl, "cilium lab")
+	kubeconfig := k.kubeconfig
 	// kube-proxy was never installed: Cilium alone translates Services.
 	if out, err := k.run(ctx, "-n", "kube-system", "get", "daemonset", "kube-proxy", "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("kube-proxy daemonset: %q, %v; want none", out, err)
@@ -104,7 +88,7 @@ func (l *testLab) testCilium(t *testing.T, ctx context.Context, kubectl string) 
 
 	again := &e2etest.Events{}
 	opts.Report = again
-	start = time.Now()
+	start := time.Now()
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
 		t.Fatalf("second lab up: %v\n%s", err, again.Failures())
 	}
@@ -136,6 +120,30 @@ func (l *testLab) testCilium(t *testing.T, ctx context.Context, kubectl string) 
 	}
 	// That reset nodes take a new cluster is the study weeks' part:
 	// week 5 comes up on the nodes week 4's reset left.
+}
+
+// upReady brings a Cilium lab up, logs how long it and each phase took
+// (TIMING what), and fails unless every Kubernetes node is Ready. It
+// returns the options later runs use and kubectl for the lab.
+func (l *testLab) upReady(t *testing.T, ctx context.Context, kubectl, what string) (provision.Options, kube) {
+	t.Helper()
+	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
+	ev := &e2etest.Events{}
+	opts.Report = ev
+	k := kube{kubectl, filepath.Join(l.stateRoot, l.name(), "admin.conf")}
+	start := time.Now()
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		l.logCilium(t, ctx)
+		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
+	}
+	t.Logf("TIMING %s up: %v", what, time.Since(start).Round(time.Millisecond))
+	for _, p := range phaseTimes(ev.All()) {
+		t.Logf("TIMING   phase %s", p)
+	}
+	if ready := nodesReady(t, ctx, kubectl, k.kubeconfig); len(ready) != len(l.lab.KubernetesNodes()) {
+		t.Fatalf("Ready nodes %v, want all of %d", ready, len(l.lab.KubernetesNodes()))
+	}
+	return opts, k
 }
 
 // checkCiliumFailover stops the VIP holder: the API answers through the

@@ -97,28 +97,7 @@ func (l *testLab) checkPodNetwork(t *testing.T, ctx context.Context, kubectl, ku
 	for _, n := range l.lab.KubernetesNodes() {
 		nodes = append(nodes, n.Name)
 	}
-	manifest := filepath.Join(t.TempDir(), "netcheck.yaml")
-	if err := os.WriteFile(manifest, []byte(netcheckManifest(nodes)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Deleted here at the end; the cleanup covers a test that stops
-	// earlier (it runs before the lab's own teardown, registered first).
-	deleted := false
-	t.Cleanup(func() {
-		if !deleted {
-			l.deleteNetcheck(t, k)
-		}
-	})
-	if out, err := k.run(ctx, "apply", "-f", manifest); err != nil {
-		t.Fatalf("create the netcheck pods and services: %v\n%s", err, out)
-	}
-
-	// Ready pods: netcheck listens (the readiness probe connects from the
-	// node), so any failure below is the network's.
-	if out, err := k.run(ctx, "-n", netcheckNamespace, "wait", "--for=condition=Ready", "pod", "-l", "app=netcheck", "--timeout=3m"); err != nil {
-		desc, _ := k.run(ctx, "-n", netcheckNamespace, "describe", "pods")
-		t.Fatalf("netcheck pods not Ready: %v\n%s\n%s", err, out, desc)
-	}
+	stop := l.startNetcheck(t, ctx, k, nodes)
 	pods := netcheckPods(t, ctx, k, nodes)
 	services := netcheckServices(t, ctx, k)
 	waitEndpoints(t, ctx, k, pods)
@@ -174,27 +153,77 @@ func (l *testLab) checkPodNetwork(t *testing.T, ctx context.Context, kubectl, ku
 		}
 	}
 	t.Logf("TIMING pod network check: %v", time.Since(start).Round(time.Millisecond))
-	l.deleteNetcheck(t, k)
-	deleted = true
+	stop()
+}
+
+// startNetcheck creates a netcheck pod pinned to each of nodes, their
+// Services and the shared one, and waits until every pod is Ready:
+// netcheck listens (the readiness probe connects from the node), so any
+// failure after is the network's. stop deletes them; a cleanup does too,
+// should the test end first (it runs before the lab's own teardown,
+// registered earlier).
+func (l *testLab) startNetcheck(t *testing.T, ctx context.Context, k kube, nodes []string) (stop func()) {
+	t.Helper()
+	manifest := filepath.Join(t.TempDir(), "netcheck.yaml")
+	if err := os.WriteFile(manifest, []byte(netcheckManifest(nodes)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	stop = func() {
+		if !deleted {
+			deleted = true
+			l.deleteNetcheck(t, k)
+		}
+	}
+	t.Cleanup(stop)
+	if out, err := k.run(ctx, "apply", "-f", manifest); err != nil {
+		t.Fatalf("create the netcheck pods and services: %v\n%s", err, out)
+	}
+	if out, err := k.run(ctx, "-n", netcheckNamespace, "wait", "--for=condition=Ready", "pod", "-l", "app=netcheck", "--timeout=3m"); err != nil {
+		desc, _ := k.run(ctx, "-n", netcheckNamespace, "describe", "pods")
+		t.Fatalf("netcheck pods not Ready: %v\n%s\n%s", err, out, desc)
+	}
+	return stop
 }
 
 // buildNetcheckImage builds netcheck static and packs it FROM scratch.
 func buildNetcheckImage(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "netcheck")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/labctl/lab/internal/e2etest/netcheck")
-	// Static, for an image with nothing else in it; the nodes are
-	// containers on this machine, so its architecture.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build netcheck: %v\n%s", err, out)
-	}
-	archive := filepath.Join(dir, "netcheck.tar")
+	bin := netcheckBinary(t, ctx)
+	archive := filepath.Join(t.TempDir(), "netcheck.tar")
 	if err := e2etest.ScratchImage(bin, "netcheck", netcheckRef, archive); err != nil {
 		t.Fatal(err)
 	}
 	return archive
+}
+
+// netcheckBinary builds netcheck, static (for an image with nothing else
+// in it, or a node that has none of its libraries) for this machine's
+// architecture, which the container nodes share.
+func netcheckBinary(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "netcheck")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/labctl/lab/internal/e2etest/netcheck")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build netcheck: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// copyTo writes the local file to remote (executable) in node's own file
+// system: docker cp would write under its /run and /tmp mounts, where the
+// node cannot see it.
+func (l *testLab) copyTo(t *testing.T, ctx context.Context, node, local, remote string) {
+	t.Helper()
+	f, err := os.Open(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if out, err := l.cli.RunWithInput(ctx, f, "exec", "-i", l.container(node), "sh", "-c", "cat >"+remote+" && chmod 0755 "+remote); err != nil {
+		t.Fatalf("copy %s to %s:%s: %v\n%s", filepath.Base(local), node, remote, err, out)
+	}
 }
 
 // importImage imports a docker-archive into containerd on every node, where

@@ -5,10 +5,7 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -19,7 +16,6 @@ import (
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/provision/provider/docker"
 	"github.com/labctl/lab/provision/provider/docker/dockercli"
-	"github.com/labctl/lab/provision/provider/docker/nodeimage"
 	"github.com/labctl/lab/templates"
 )
 
@@ -84,23 +80,7 @@ func testStudyWeeks(t *testing.T, ctx context.Context, cli *dockercli.CLI, image
 // routes each node's pod CIDR); nodes and pods reach the networks behind
 // the router; a second lab up changes nothing; reset leaves no route.
 func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl string) {
-	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
-	ev := &e2etest.Events{}
-	opts.Report = ev
-	kubeconfig := filepath.Join(l.stateRoot, l.name(), "admin.conf")
-	k := kube{kubectl, kubeconfig}
-	start := time.Now()
-	if err := provision.Up(ctx, l.lab, opts); err != nil {
-		l.logCilium(t, ctx)
-		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
-	}
-	t.Logf("TIMING study week 4 lab up: %v", time.Since(start).Round(time.Millisecond))
-	for _, p := range phaseTimes(ev.All()) {
-		t.Logf("TIMING   phase %s", p)
-	}
-	if ready := nodesReady(t, ctx, kubectl, kubeconfig); len(ready) != len(l.lab.KubernetesNodes()) {
-		t.Fatalf("Ready nodes %v, want all of %d", ready, len(l.lab.KubernetesNodes()))
-	}
+	opts, k := l.upReady(t, ctx, kubectl, "study week 4 lab")
 	// k8s-w0 registered with its own subnet's address.
 	if out, err := k.run(ctx, "get", "node", "k8s-w0", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`); err != nil || strings.TrimSpace(out) != "192.168.20.100" {
 		t.Errorf("k8s-w0's InternalIP: %q, %v; want 192.168.20.100", out, err)
@@ -128,12 +108,12 @@ func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl stri
 
 	l.checkCiliumAgents(t, ctx, k)
 	// Pods on all three nodes, two subnets: by IP, ClusterIP and DNS.
-	l.checkPodNetwork(t, ctx, kubectl, kubeconfig)
+	l.checkPodNetwork(t, ctx, kubectl, k.kubeconfig)
 	l.checkBehindRouter(t, ctx, k)
 
 	again := &e2etest.Events{}
 	opts.Report = again
-	start = time.Now()
+	start := time.Now()
 	if err := provision.Up(ctx, l.lab, opts); err != nil {
 		t.Fatalf("second lab up: %v\n%s", err, again.Failures())
 	}
@@ -158,24 +138,10 @@ func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl stri
 // pods masqueraded to their node's address.
 func (l *testLab) checkBehindRouter(t *testing.T, ctx context.Context, k kube) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "netcheck")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/labctl/lab/internal/e2etest/netcheck")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build netcheck: %v\n%s", err, out)
-	}
+	bin := netcheckBinary(t, ctx)
 	const remote = "/root/netcheck"
-	nodes := append([]string{"router"}, names(l.lab.KubernetesNodes())...)
-	for _, n := range nodes {
-		f, err := os.Open(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := l.cli.RunWithInput(ctx, f, "exec", "-i", l.container(n), "sh", "-c", "cat >"+remote+" && chmod 0755 "+remote)
-		f.Close()
-		if err != nil {
-			t.Fatalf("copy netcheck to %s: %v\n%s", n, err, out)
-		}
+	for _, n := range append([]string{"router"}, names(l.lab.KubernetesNodes())...) {
+		l.copyTo(t, ctx, n, bin, remote)
 	}
 	targets := []string{"10.10.1.200:80", "10.10.2.200:80"}
 	for _, tg := range targets {
@@ -203,23 +169,7 @@ func (l *testLab) checkBehindRouter(t *testing.T, ctx context.Context, k kube) {
 	}
 	// checkPodNetwork took its image away with its pods.
 	l.importImage(t, ctx, buildNetcheckImage(t, ctx), netcheckRef)
-	manifest := filepath.Join(t.TempDir(), "netcheck.yaml")
-	if err := os.WriteFile(manifest, []byte(netcheckManifest(names(l.lab.KubernetesNodes()))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Deleted at the end; the cleanup covers a test that stops earlier.
-	deleted := false
-	t.Cleanup(func() {
-		if !deleted {
-			l.deleteNetcheck(t, k)
-		}
-	})
-	if out, err := k.run(ctx, "apply", "-f", manifest); err != nil {
-		t.Fatalf("create the netcheck pods: %v\n%s", err, out)
-	}
-	if out, err := k.run(ctx, "-n", netcheckNamespace, "wait", "--for=condition=Ready", "pod", "-l", "app=netcheck", "--timeout=3m"); err != nil {
-		t.Fatalf("netcheck pods not Ready: %v\n%s", err, out)
-	}
+	stop := l.startNetcheck(t, ctx, k, names(l.lab.KubernetesNodes()))
 	pods := netcheckPods(t, ctx, k, names(l.lab.KubernetesNodes()))
 	sort.Slice(pods, func(i, j int) bool { return pods[i].name < pods[j].name })
 	for _, p := range pods {
@@ -228,8 +178,7 @@ func (l *testLab) checkBehindRouter(t *testing.T, ctx context.Context, k kube) {
 		})
 	}
 	t.Logf("the networks behind the router answer from %d nodes and %d pods", len(l.lab.KubernetesNodes()), len(pods))
-	l.deleteNetcheck(t, k)
-	deleted = true
+	stop()
 }
 
 // names lists the nodes' names.
@@ -249,23 +198,7 @@ func names(ns []*labfile.Node) []string {
 // nodes learn the network the router announces, a second lab up changes
 // nothing, and reset stops FRR and leaves no route.
 func testStudyBGP(t *testing.T, ctx context.Context, l *testLab, kubectl string) {
-	opts := provision.Options{StateRoot: l.stateRoot, Provider: l.prov, Userland: nodeimage.BaseTarball}
-	ev := &e2etest.Events{}
-	opts.Report = ev
-	kubeconfig := filepath.Join(l.stateRoot, l.name(), "admin.conf")
-	k := kube{kubectl, kubeconfig}
-	start := time.Now()
-	if err := provision.Up(ctx, l.lab, opts); err != nil {
-		l.logCilium(t, ctx)
-		t.Fatalf("lab up: %v\n%s", err, ev.Failures())
-	}
-	t.Logf("TIMING study week 5 lab up: %v", time.Since(start).Round(time.Millisecond))
-	for _, p := range phaseTimes(ev.All()) {
-		t.Logf("TIMING   phase %s", p)
-	}
-	if ready := nodesReady(t, ctx, kubectl, kubeconfig); len(ready) != len(l.lab.KubernetesNodes()) {
-		t.Fatalf("Ready nodes %v, want all of %d", ready, len(l.lab.KubernetesNodes()))
-	}
+	opts, k := l.upReady(t, ctx, kubectl, "study week 5 lab (on week 4's reset nodes)")
 	l.checkCiliumAgents(t, ctx, k)
 
 	// Every node's session is up and the router has each pod CIDR
@@ -311,7 +244,7 @@ func testStudyBGP(t *testing.T, ctx context.Context, l *testLab, kubectl string)
 		}
 	}
 
-	l.checkPodNetwork(t, ctx, kubectl, kubeconfig)
+	l.checkPodNetwork(t, ctx, kubectl, k.kubeconfig)
 	l.startWeb(t, ctx, k)
 	l.checkBGPLoadBalancer(t, ctx, k)
 
@@ -367,24 +300,12 @@ spec:
 	}) {
 		t.Fatalf("Service %s/%s got no address from the pool 172.16.100.0/29", webNamespace, svc)
 	}
-	// The router reaches it with its own netcheck (copied for the web
-	// server of week 4's check; here it only dials).
-	bin := filepath.Join(t.TempDir(), "netcheck")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/labctl/lab/internal/e2etest/netcheck")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build netcheck: %v\n%s", err, out)
-	}
-	f, err := os.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := l.cli.RunWithInput(ctx, f, "exec", "-i", l.container("router"), "sh", "-c", "cat >/root/netcheck && chmod 0755 /root/netcheck")
-	f.Close()
-	if err != nil {
-		t.Fatalf("copy netcheck to the router: %v\n%s", err, out)
-	}
-	var route, answer string
+	// The router dials it with netcheck.
+	l.copyTo(t, ctx, "router", netcheckBinary(t, ctx), "/root/netcheck")
+	var (
+		route, answer string
+		err           error
+	)
 	if !e2etest.WaitFor(ctx, time.Minute, 2*time.Second, func() bool {
 		route, _ = l.exec(ctx, "router", "vtysh -c 'show ip route "+ip+"'")
 		answer, err = l.exec(ctx, "router", "/root/netcheck get -timeout 3s "+ip+":80")
