@@ -84,6 +84,13 @@ func newTestRun(t *testing.T) (*Run, fakeDialer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newRunFor(t, l)
+}
+
+// newRunFor is a Run for lab l over fake nodes whose facts say Debian on
+// eth0.
+func newRunFor(t *testing.T, l *labfile.Lab) (*Run, fakeDialer) {
+	t.Helper()
 	dir, err := state.Open(t.TempDir(), "t")
 	if err != nil {
 		t.Fatal(err)

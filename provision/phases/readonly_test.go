@@ -63,6 +63,15 @@ func TestDoneChecksOnlyRead(t *testing.T) {
 			}
 			return c, d
 		},
+		// A router, a worker behind it and BGP: the network,
+		// pod-routes and bgp phases' checks.
+		"study-5w": func(t *testing.T) (*Run, fakeDialer) {
+			l, _, err := labfile.LoadWith("../../labs/cilium-study/5w.yaml", labfile.Overrides{Provider: labfile.ProviderDocker})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return newRunFor(t, l)
+		},
 	}
 	for name, answer := range map[string]func(string) (string, error){
 		"commands succeed": func(string) (string, error) { return "", nil },
@@ -87,8 +96,9 @@ func testDoneChecksOnlyRead(t *testing.T, newRun func(t *testing.T) (*Run, fakeD
 	c.Dialer = d
 	checked := 0
 	for _, p := range []workflow.Phase{
-		c.Connect(), c.GatherFacts(), c.PrepareOS(), c.Packages(), c.LoadBalancer(), c.Kubernetes(),
+		c.Connect(), c.GatherFacts(), c.PrepareOS(), c.Network(), c.Packages(), c.LoadBalancer(), c.Kubernetes(),
 		c.Init(), c.JoinControlPlanes(), c.JoinWorkers(), c.Preflight(), c.CNIImages(), c.CNI(),
+		c.PodRoutes(0), c.BGP(),
 	} {
 		if p.Done == nil || p.Nodes == nil {
 			continue
