@@ -126,6 +126,7 @@ func Default(l *Lab) {
 	}
 
 	defaultBGP(l)
+	defaultAddons(l)
 
 	s := &l.SSH
 	s.User = or(s.User, "root")

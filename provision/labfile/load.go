@@ -64,7 +64,7 @@ func finish(name string, lab *Lab, at positions, probs Problems) (*Lab, Problems
 		return nil, nil, probs
 	}
 	Default(lab)
-	probs = validate(lab)
+	probs = validate(lab, name)
 	for i := range probs {
 		p := at.lookup(probs[i].Path)
 		probs[i].File, probs[i].Line, probs[i].Column = name, p.line, p.col

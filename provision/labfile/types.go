@@ -23,6 +23,7 @@ type Lab struct {
 	ControlPlane ControlPlane `yaml:"controlPlane"`
 	CNI          CNI          `yaml:"cni"`
 	BGP          *BGP         `yaml:"bgp,omitempty"`
+	Addons       []Addon      `yaml:"addons,omitempty"`
 	SSH          SSH          `yaml:"ssh"`
 	Nodes        []Node       `yaml:"nodes"`
 

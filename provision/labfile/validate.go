@@ -26,7 +26,10 @@ var vboxHostOnly = netip.MustParsePrefix("192.168.56.0/21")
 // validator collects every problem at once: a user fixing a lab file wants
 // the whole list, not one error per run.
 type validator struct {
-	lab   *Lab
+	lab *Lab
+	// file is the lab file's name, to find what it names relative to
+	// it before Load has set lab.Path.
+	file  string
 	probs Problems
 }
 
@@ -40,10 +43,10 @@ func (v *validator) warnf(path, hint, format string, args ...any) {
 
 // Validate checks a defaulted lab and returns every problem found; positions
 // are not filled in (Load does that).
-func Validate(l *Lab) Problems { return validate(l) }
+func Validate(l *Lab) Problems { return validate(l, l.Path) }
 
-func validate(l *Lab) Problems {
-	v := &validator{lab: l}
+func validate(l *Lab, file string) Problems {
+	v := &validator{lab: l, file: file}
 	v.header()
 	v.provider()
 	v.networks()
@@ -53,6 +56,7 @@ func validate(l *Lab) Problems {
 	v.controlPlane()
 	v.cni()
 	v.bgp()
+	v.addons()
 	v.ssh()
 	return v.probs
 }
