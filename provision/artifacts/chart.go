@@ -20,15 +20,15 @@ import (
 // after the chart, files matched by the chart's .helmignore left out — but
 // reproducibly: sorted, owned by root, stamped with the epoch, with
 // fixed modes and a gzip header without name or time. The chart's
-// Chart.yaml must name the chart cilium at version.
-func packChart(dir, dst, version string) error {
+// Chart.yaml must name the chart want, at version unless version is "".
+func packChart(dir, dst, want, version string) error {
 	chartYAML, err := os.ReadFile(filepath.Join(dir, "Chart.yaml"))
 	if err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
 	name, v := chartField(chartYAML, "name"), chartField(chartYAML, "version")
-	if name != "cilium" || v != version {
-		return fmt.Errorf("chart: %s/Chart.yaml is chart %q version %q, not cilium %s", dir, name, v, version)
+	if name != want || (version != "" && v != version) || v == "" {
+		return fmt.Errorf("chart: %s/Chart.yaml is chart %q version %q, not %s %s", dir, name, v, want, version)
 	}
 	ignore, err := readHelmignore(filepath.Join(dir, ".helmignore"))
 	if err != nil {

@@ -189,7 +189,7 @@ func (c *ciliumBuilder) build(ctx context.Context, s *CiliumSet) error {
 	c.logf("wrote %d images in %s", len(specs), time.Since(t).Round(time.Second))
 
 	chart := filepath.Join(c.work, "cilium-"+c.o.Version+".tgz")
-	if err := packChart(filepath.Join(c.src, "install", "kubernetes", "cilium"), chart, c.o.Version); err != nil {
+	if err := packChart(filepath.Join(c.src, "install", "kubernetes", "cilium"), chart, "cilium", c.o.Version); err != nil {
 		return err
 	}
 	digest, size, err := putBlob(s.dir, chart)
@@ -546,16 +546,8 @@ const helmKubeMinor = "34"
 // first control plane, which reaches no release download either.
 func (c *ciliumBuilder) helm(ctx context.Context, s *CiliumSet) error {
 	t := time.Now()
-	mod, err := c.b.module(ctx, "helm", "", "helm.sh/helm/v3@"+HelmVersion)
+	bin, err := buildHelm(ctx, c.b, c.o.Arch)
 	if err != nil {
-		return err
-	}
-	ld := "-X helm.sh/helm/v3/internal/version.version=" + HelmVersion
-	for _, pkg := range []string{"helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"} {
-		ld += " -X " + pkg + ".k8sVersionMajor=1 -X " + pkg + ".k8sVersionMinor=" + helmKubeMinor
-	}
-	bin := filepath.Join(c.out, "helm")
-	if err := c.b.goBuild(ctx, mod, c.o.Arch, ld, bin, "helm.sh/helm/v3/cmd/helm"); err != nil {
 		return err
 	}
 	digest, size, err := putBlob(s.dir, bin)
@@ -565,4 +557,22 @@ func (c *ciliumBuilder) helm(ctx context.Context, s *CiliumSet) error {
 	s.Helm = Blob{Digest: digest, Size: size}
 	c.logf("built helm %s in %s", HelmVersion, time.Since(t).Round(time.Second))
 	return nil
+}
+
+// buildHelm builds HelmVersion for arch into b's output directory and
+// returns its path.
+func buildHelm(ctx context.Context, b *builder, arch string) (string, error) {
+	mod, err := b.module(ctx, "helm", "", "helm.sh/helm/v3@"+HelmVersion)
+	if err != nil {
+		return "", err
+	}
+	ld := "-X helm.sh/helm/v3/internal/version.version=" + HelmVersion
+	for _, pkg := range []string{"helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"} {
+		ld += " -X " + pkg + ".k8sVersionMajor=1 -X " + pkg + ".k8sVersionMinor=" + helmKubeMinor
+	}
+	bin := filepath.Join(b.out, "helm")
+	if err := b.goBuild(ctx, mod, arch, ld, bin, "helm.sh/helm/v3/cmd/helm"); err != nil {
+		return "", err
+	}
+	return bin, nil
 }

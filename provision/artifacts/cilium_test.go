@@ -78,7 +78,7 @@ func TestPackChartIsDeterministic(t *testing.T) {
 	var blobs [][]byte
 	for i := 0; i < 2; i++ {
 		p := filepath.Join(out, "chart.tgz")
-		if err := packChart(dir, p, "1.18.1"); err != nil {
+		if err := packChart(dir, p, "cilium", "1.18.1"); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(p)
@@ -126,7 +126,7 @@ func TestPackChartIsDeterministic(t *testing.T) {
 
 func TestPackChartChecksVersion(t *testing.T) {
 	dir := writeChart(t, "1.18.0")
-	err := packChart(dir, filepath.Join(t.TempDir(), "c.tgz"), "1.18.1")
+	err := packChart(dir, filepath.Join(t.TempDir(), "c.tgz"), "cilium", "1.18.1")
 	if err == nil || !strings.Contains(err.Error(), `version "1.18.0"`) {
 		t.Errorf("packing a 1.18.0 chart as 1.18.1: %v", err)
 	}

@@ -246,7 +246,7 @@ func (c Cache) CiliumChart(ctx context.Context, o CiliumChartOptions) (*CiliumSe
 			return err
 		}
 		tgz := filepath.Join(work, "cilium-"+o.Version+".tgz")
-		if err := packChart(dir, tgz, o.Version); err != nil {
+		if err := packChart(dir, tgz, "cilium", o.Version); err != nil {
 			return err
 		}
 		digest, size, err := putBlob(s.dir, tgz)

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -26,6 +25,7 @@ import (
 	"github.com/labctl/lab/provision/artifacts"
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/helmvalues"
 )
 
 // Routing modes and the tunnel protocol lab chooses.
@@ -64,7 +64,7 @@ func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 	}
 	var user map[string]any
 	if l.CNI.Cilium != nil {
-		if user, err = normalize(l.CNI.Cilium.Values, "cni.cilium.values"); err != nil {
+		if user, err = helmvalues.Normalize(l.CNI.Cilium.Values, "cni.cilium.values"); err != nil {
 			return nil, fmt.Errorf("lab %s: %w", l.Metadata.Name, err)
 		}
 	}
@@ -176,12 +176,12 @@ func Values(l *labfile.Lab, f templates.Facts) (map[string]any, error) {
 		builtImages(v, artifacts.CiliumImageRefs(l.CNI.Cilium.Version))
 	}
 
-	out := merge(v, user)
+	out := helmvalues.Merge(v, user)
 	if build {
 		// After the user's values: what needs an image lab cannot build
 		// would leave pods in ErrImageNeverPull, so it stays off, and
 		// validation has warned about each value the user set.
-		out = merge(out, offlineOff())
+		out = helmvalues.Merge(out, offlineOff())
 	}
 	if err := check(out); err != nil {
 		return nil, fmt.Errorf("lab %s: cni.cilium.values: %w", l.Metadata.Name, err)
@@ -276,84 +276,4 @@ func check(v map[string]any) error {
 		return fmt.Errorf("autoDirectNodeRoutes: true cannot be used with routingMode: tunnel; drop one of them")
 	}
 	return nil
-}
-
-// merge returns base with over merged into it: where both hold a map the
-// maps are merged key by key, otherwise over's value wins (an explicit null
-// included, which Helm then reads as "remove this key"). Neither argument
-// is modified.
-func merge(base, over map[string]any) map[string]any {
-	out := make(map[string]any, len(base)+len(over))
-	for k, v := range base {
-		out[k] = clone(v)
-	}
-	for k, v := range over {
-		bm, bok := out[k].(map[string]any)
-		om, ook := v.(map[string]any)
-		if bok && ook {
-			out[k] = merge(bm, om)
-			continue
-		}
-		out[k] = clone(v)
-	}
-	return out
-}
-
-func clone(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		return merge(t, nil)
-	case []any:
-		out := make([]any, len(t))
-		for i := range t {
-			out[i] = clone(t[i])
-		}
-		return out
-	default:
-		return v
-	}
-}
-
-// normalize turns the user's values, as the YAML decoder left them, into
-// maps with string keys all the way down (a mapping with a non-string key
-// decodes as map[any]any), so that merge sees every map.
-func normalize(m map[string]any, path string) (map[string]any, error) {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		n, err := normalizeValue(v, path+"."+k)
-		if err != nil {
-			return nil, err
-		}
-		out[k] = n
-	}
-	return out, nil
-}
-
-func normalizeValue(v any, path string) (any, error) {
-	switch t := v.(type) {
-	case map[string]any:
-		return normalize(t, path)
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, x := range t {
-			s, ok := k.(string)
-			if !ok {
-				return nil, fmt.Errorf("%s: key %v is not a string (quote it)", path, k)
-			}
-			m[s] = x
-		}
-		return normalize(m, path)
-	case []any:
-		out := make([]any, len(t))
-		for i := range t {
-			n, err := normalizeValue(t[i], path+"["+strconv.Itoa(i)+"]")
-			if err != nil {
-				return nil, err
-			}
-			out[i] = n
-		}
-		return out, nil
-	default:
-		return v, nil
-	}
 }

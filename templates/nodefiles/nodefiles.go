@@ -21,6 +21,7 @@ import (
 
 	"github.com/labctl/lab/provision/labfile"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/addons"
 	"github.com/labctl/lab/templates/cilium"
 	"github.com/labctl/lab/templates/kubeadm"
 )
@@ -37,12 +38,13 @@ const (
 	JoinWorker       = "join-worker"
 	CNI              = "cni"
 	BGP              = "bgp"
+	Addons           = "addons"
 )
 
 // Phases are the phases that install files, in the order `lab up` runs
 // them.
 func Phases() []string {
-	return []string{OS, Network, Packages, LoadBalancer, Kubernetes, Init, JoinControlPlane, JoinWorker, CNI, BGP}
+	return []string{OS, Network, Packages, LoadBalancer, Kubernetes, Init, JoinControlPlane, JoinWorker, CNI, BGP, Addons}
 }
 
 // Inputs are what a node's files depend on besides the lab file.
@@ -139,6 +141,8 @@ func ForPhase(l *labfile.Lab, n *labfile.Node, phase string, in Inputs) ([]templ
 		files, err = cniFiles(l, n, in)
 	case BGP:
 		files, err = templates.BGPFiles(l, n)
+	case Addons:
+		files, err = addons.Files(l, n)
 	default:
 		return nil, fmt.Errorf("no phase %q installs files; the phases that do are %s", phase, strings.Join(Phases(), ", "))
 	}
