@@ -33,6 +33,8 @@ func UpPhases(l *labfile.Lab, c *phases.Run, nodesPhase workflow.Phase) []workfl
 		c.CNI(),
 		c.PodRoutes(3 * time.Minute),
 		c.BGP(),
+		c.AddonImages(),
+		c.Addons(),
 		c.Ready(5 * time.Minute),
 		c.Kubeconfig(),
 	}

@@ -168,3 +168,28 @@ func (h helmignore) match(rel string, dir bool) bool {
 	}
 	return ignored
 }
+
+// PackChart packs the chart directory dir into the .tgz dst, as helm
+// package does, for a lab file's chart add-on; it returns the chart's name
+// and version from its Chart.yaml.
+func PackChart(dir, dst string) (name, version string, err error) {
+	chartYAML, err := os.ReadFile(filepath.Join(dir, "Chart.yaml"))
+	if err != nil {
+		return "", "", fmt.Errorf("chart: %w", err)
+	}
+	name, version = chartField(chartYAML, "name"), chartField(chartYAML, "version")
+	if err := packChart(dir, dst, name, version); err != nil {
+		return "", "", err
+	}
+	return name, version, nil
+}
+
+// ChartNameVersion reads the name and version of the chart directory dir
+// from its Chart.yaml.
+func ChartNameVersion(dir string) (name, version string, err error) {
+	chartYAML, err := os.ReadFile(filepath.Join(dir, "Chart.yaml"))
+	if err != nil {
+		return "", "", fmt.Errorf("chart: %w", err)
+	}
+	return chartField(chartYAML, "name"), chartField(chartYAML, "version"), nil
+}

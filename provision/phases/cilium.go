@@ -170,9 +170,9 @@ func ciliumStamp(s *artifacts.CiliumSet) []byte {
 	return []byte(b.String())
 }
 
-// parseCiliumStamp reads ciliumImagesStamp: the images a node was given,
+// parseImageStamp reads ciliumImagesStamp: the images a node was given,
 // by reference and ID. ok is false for no stamp at all.
-func parseCiliumStamp(out string) (images []artifacts.Image, ok bool) {
+func parseImageStamp(out string) (images []artifacts.Image, ok bool) {
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "# set ") {
@@ -203,7 +203,7 @@ func (r *Run) ciliumImagesInPlace(ctx context.Context, node string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	images, ok := parseCiliumStamp(out)
+	images, ok := parseImageStamp(out)
 	if !ok {
 		return false, nil
 	}

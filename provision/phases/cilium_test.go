@@ -347,11 +347,11 @@ func TestCiliumStamp(t *testing.T) {
 	if got != "# set k9\na sha256:1\nb sha256:2\n" {
 		t.Errorf("stamp %q", got)
 	}
-	images, ok := parseCiliumStamp(got)
+	images, ok := parseImageStamp(got)
 	if !ok || len(images) != 2 || images[0].Ref != "a" || images[1].ID != "sha256:2" {
 		t.Errorf("parsed %v, %v", images, ok)
 	}
-	if _, ok := parseCiliumStamp(""); ok {
+	if _, ok := parseImageStamp(""); ok {
 		t.Error("no stamp parsed as one")
 	}
 }

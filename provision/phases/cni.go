@@ -227,16 +227,22 @@ func (r *Run) labNodeFiles(node string, cred labNodeCred) ([]templates.File, err
 }
 
 func (r *Run) ciliumFiles(ctx context.Context, node string) ([]templates.File, error) {
-	f, err := r.Facts(node)
-	if err != nil {
-		return nil, err
-	}
 	files, err := r.files(node, nodefiles.CNI)
 	if err != nil {
 		return nil, err
 	}
+	return r.withHelm(ctx, node, files)
+}
+
+// withHelm adds helm for node to files: Sources.Helm, else the release
+// downloaded into the cache. An offline lab's helm comes with its Cilium
+// or add-on sets instead (see ciliumCNI and Addons).
+func (r *Run) withHelm(ctx context.Context, node string, files []templates.File) ([]templates.File, error) {
+	f, err := r.Facts(node)
+	if err != nil {
+		return nil, err
+	}
 	helm := r.Sources.Helm
-	// An offline lab's helm comes with its Cilium set (see ciliumCNI).
 	if helm == "" && r.Sources.CacheDir != "" && r.Lab.Kubernetes.Artifacts != labfile.ArtifactsBuild {
 		arch, err := goarch(f.Arch)
 		if err != nil {

@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"github.com/labctl/lab/templates/addons"
 	"net/netip"
 	"strings"
 
@@ -38,6 +39,8 @@ var wipedPaths = []string{
 	// own so that the audit names it should it survive.
 	templates.LabNodeUnitPath, templates.LabNodeConfPath, "/etc/lab",
 	"/root/.kube/config",
+	// local-path-provisioner's volumes, the add-on's directories.
+	addons.LocalPathDir,
 }
 
 // resetScript undoes what lab up did on a node. It never fails half way:

@@ -67,6 +67,8 @@ type Run struct {
 	labNode labNodeAccess
 	// cilium is the lab's Cilium set, gathered once per run.
 	cilium ciliumGathered
+	// addons are the lab's builtin add-on sets, gathered once per run.
+	addons addonsGathered
 }
 
 // NewRun starts the shared state of a command on lab l.

@@ -12,6 +12,10 @@ import (
 // are POSIX sh (dash on Debian) and take their parameters as positional
 // arguments (see script), never as text formatted into them.
 var (
+	//go:embed addon.sh
+	addonSh string
+	//go:embed addon_status.sh
+	addonStatusSh string
 	//go:embed apt_install.sh
 	aptInstallSh string
 	//go:embed audit.sh
