@@ -58,7 +58,7 @@ func TestAddonChart(t *testing.T) {
 
 func TestAddonStamp(t *testing.T) {
 	sets := map[string]*artifacts.AddonSet{
-		"metrics-server": {Key: "k1", Images: []artifacts.Image{{Ref: artifacts.AddonImageRef("metrics-server", "v0.8.0"), ID: "sha256:aa"}}},
+		"metrics-server":         {Key: "k1", Images: []artifacts.Image{{Ref: artifacts.AddonImageRef("metrics-server", "v0.8.0"), ID: "sha256:aa"}}},
 		"local-path-provisioner": {Key: "k2", Images: []artifacts.Image{{Ref: artifacts.AddonImageRef("local-path-provisioner", "v0.0.30"), ID: "sha256:bb"}}},
 	}
 	images, _ := addonImages(sets)
