@@ -66,9 +66,18 @@ listed at once; warnings do not fail. Exit code 1 when there are errors.`,
 				return silentError{fmt.Errorf("%s: %d errors", file, len(probs.Errors()))}
 			}
 			if s.Output == "text" {
-				fmt.Fprintf(out, "%s: lab %s is valid: %d nodes (%d control planes), provider %s, endpoint %s (%s), cni %s\n",
+				addons := ""
+				for i, a := range lab.InstalledAddons() {
+					if i == 0 {
+						addons = ", add-ons "
+					} else {
+						addons += ", "
+					}
+					addons += a.Name
+				}
+				fmt.Fprintf(out, "%s: lab %s is valid: %d nodes (%d control planes), provider %s, endpoint %s (%s), cni %s%s\n",
 					file, lab.Metadata.Name, len(lab.Nodes), len(lab.ControlPlanes()), lab.Provider.Type,
-					lab.EndpointString(), lab.ControlPlane.Mode, lab.CNI.Type)
+					lab.EndpointString(), lab.ControlPlane.Mode, lab.CNI.Type, addons)
 			}
 			return nil
 		},

@@ -63,8 +63,9 @@ func TestDoneChecksOnlyRead(t *testing.T) {
 			}
 			return c, d
 		},
-		// A router, a worker behind it and BGP: the network,
-		// pod-routes and bgp phases' checks.
+		// A router, a worker behind it, BGP and add-ons: the
+		// network, pod-routes, bgp, addon-images and addons phases'
+		// checks.
 		"study-5w": func(t *testing.T) (*Run, fakeDialer) {
 			l, _, err := labfile.LoadWith("../../labs/cilium-study/5w.yaml", labfile.Overrides{Provider: labfile.ProviderDocker})
 			if err != nil {
@@ -98,7 +99,7 @@ func testDoneChecksOnlyRead(t *testing.T, newRun func(t *testing.T) (*Run, fakeD
 	for _, p := range []workflow.Phase{
 		c.Connect(), c.GatherFacts(), c.PrepareOS(), c.Network(), c.Packages(), c.LoadBalancer(), c.Kubernetes(),
 		c.Init(), c.JoinControlPlanes(), c.JoinWorkers(), c.Preflight(), c.CNIImages(), c.CNI(),
-		c.PodRoutes(0), c.BGP(),
+		c.PodRoutes(0), c.BGP(), c.AddonImages(), c.Addons(),
 	} {
 		if p.Done == nil || p.Nodes == nil {
 			continue

@@ -110,6 +110,7 @@ func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl stri
 	// Pods on all three nodes, two subnets: by IP, ClusterIP and DNS.
 	l.checkPodNetwork(t, ctx, kubectl, k.kubeconfig)
 	l.checkBehindRouter(t, ctx, k)
+	l.checkAddons(t, ctx, k)
 
 	again := &e2etest.Events{}
 	opts.Report = again
