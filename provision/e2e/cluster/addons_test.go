@@ -5,6 +5,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +120,40 @@ func (l *testLab) addonVersion(name string) string {
 	}
 	l.t.Fatalf("the lab has no add-on %s", name)
 	return ""
+}
+
+// chartAddon is the chart add-on the study's week 4 gets in the suite: a
+// chart directory on this machine (testdata/addon-chart), which lab packs,
+// sends and installs with the lab file's values.
+const chartAddon = "lab-e2e-note"
+
+// addChartAddon adds chartAddon to the lab, as a lab file's addons entry
+// with a local chart and values would after loading.
+func (l *testLab) addChartAddon(t *testing.T, message string) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("testdata", "addon-chart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.lab.Addons = append(l.lab.Addons, labfile.Addon{Name: chartAddon, Chart: dir, Namespace: chartAddon,
+		Values: map[string]any{"message": message}})
+}
+
+// setChartMessage changes the chart add-on's values in the lab.
+func (l *testLab) setChartMessage(message string) {
+	for i := range l.lab.Addons {
+		if l.lab.Addons[i].Name == chartAddon {
+			l.lab.Addons[i].Values = map[string]any{"message": message}
+		}
+	}
+}
+
+// checkChartAddon judges that the chart add-on's release made its
+// ConfigMap with the message the lab file's values give.
+func (l *testLab) checkChartAddon(t *testing.T, ctx context.Context, k kube, message string) {
+	t.Helper()
+	out, err := k.run(ctx, "-n", chartAddon, "get", "configmap", chartAddon, "-o", "jsonpath={.data.message}")
+	if err != nil || out != message {
+		t.Errorf("the chart add-on's ConfigMap says %q, %v; want %q, the lab file's value", out, err, message)
+	}
 }

@@ -78,8 +78,12 @@ func testStudyWeeks(t *testing.T, ctx context.Context, cli *dockercli.CLI, image
 // behind it. The worker in the second subnet joins across the router;
 // pods on both subnets reach each other with native routing (the router
 // routes each node's pod CIDR); nodes and pods reach the networks behind
-// the router; a second lab up changes nothing; reset leaves no route.
+// the router; the add-ons work (checkAddons, and a chart add-on from a
+// directory with the lab file's values); a second lab up changes nothing,
+// and one with new add-on values only upgrades that release; reset leaves
+// no route.
 func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl string) {
+	l.addChartAddon(t, "from the lab file")
 	opts, k := l.upReady(t, ctx, kubectl, "study week 4 lab")
 	// k8s-w0 registered with its own subnet's address.
 	if out, err := k.run(ctx, "get", "node", "k8s-w0", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`); err != nil || strings.TrimSpace(out) != "192.168.20.100" {
@@ -111,6 +115,7 @@ func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl stri
 	l.checkPodNetwork(t, ctx, kubectl, k.kubeconfig)
 	l.checkBehindRouter(t, ctx, k)
 	l.checkAddons(t, ctx, k)
+	l.checkChartAddon(t, ctx, k, "from the lab file")
 
 	again := &e2etest.Events{}
 	opts.Report = again
@@ -122,6 +127,18 @@ func testStudyRouter(t *testing.T, ctx context.Context, l *testLab, kubectl stri
 	if did := didWork(again.All()); len(did) > 0 {
 		t.Errorf("second lab up did work: %v", did)
 	}
+
+	// New values for an add-on: the addons phase alone upgrades it.
+	l.setChartMessage("changed in the lab file")
+	changed := &e2etest.Events{}
+	opts.Report = changed
+	if err := provision.Up(ctx, l.lab, opts); err != nil {
+		t.Fatalf("lab up with new add-on values: %v\n%s", err, changed.Failures())
+	}
+	if did := didWork(changed.All()); strings.Join(did, ",") != "addons k8s-ctr" {
+		t.Errorf("lab up with new add-on values did %v, want the addons phase on k8s-ctr alone", did)
+	}
+	l.checkChartAddon(t, ctx, k, "changed in the lab file")
 
 	// Reset's own audit fails on a route or router interface left.
 	opts.Report = &e2etest.Events{}
