@@ -180,6 +180,22 @@ func (v *validator) addons() {
 		}
 		v.chartAddon(a, path, names)
 	}
+	// helm reaches an offline lab's first control plane with the sets
+	// lab builds: Cilium's or a builtin add-on's.
+	if l.Kubernetes.Artifacts == ArtifactsBuild && l.CNI.Type != CNICilium {
+		builtin, chart := false, -1
+		for i, a := range l.InstalledAddons() {
+			if a.IsBuiltin() {
+				builtin = true
+			} else if chart < 0 {
+				chart = i
+			}
+		}
+		if chart >= 0 && !builtin {
+			v.errorf(fmt.Sprintf("addons[%d]", chart), "add a builtin add-on ("+strings.Join(names, ", ")+"), whose set brings helm, or use cni.type: cilium",
+				"an offline lab (kubernetes.artifacts: build) installs chart add-ons with the helm lab builds for Cilium or a builtin add-on, and this lab has neither")
+		}
+	}
 }
 
 // chartAddon checks an add-on that is not builtin: a chart from a local

@@ -91,7 +91,7 @@ func TestAddonLocalChart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("  - {name: hello, chart: charts/hello, version: 0.2.0}\n")
+	write("  - {name: hello, chart: charts/hello, version: 0.2.0}\n  - {name: metrics-server}\n")
 	l, _, err := Load(labPath)
 	if err != nil {
 		t.Fatal(err)

@@ -430,14 +430,17 @@ func (r *Run) Addons() workflow.Phase {
 			if err != nil {
 				return err
 			}
-			if !hasFile(files, nodeHelm) {
-				if h := addonHelm(sets); h != "" {
-					local = append(local, LocalFile{Src: h, Dst: nodeHelm, Mode: 0o755})
-				}
-			}
 			conn, err := r.Conn(ctx, node)
 			if err != nil {
 				return err
+			}
+			if !hasFile(files, nodeHelm) {
+				if h := addonHelm(sets); h != "" {
+					local = append(local, LocalFile{Src: h, Dst: nodeHelm, Mode: 0o755})
+				} else if _, err := conn.Run(ctx, "test -x "+nodeHelm); err != nil {
+					return fmt.Errorf("no helm for the add-ons on %s: an offline lab (kubernetes.artifacts: build) brings helm with Cilium (cni: cilium) or with a builtin add-on (%s), and this lab has neither; add one",
+						node, strings.Join(builtinNames(), ", "))
+				}
 			}
 			if _, err := uploadLocal(ctx, conn, local); err != nil {
 				return err
@@ -489,4 +492,13 @@ func addonHelm(sets map[string]*artifacts.AddonSet) string {
 		}
 	}
 	return ""
+}
+
+// builtinNames are the builtin add-ons' names.
+func builtinNames() []string {
+	var out []string
+	for _, b := range labfile.BuiltinAddons() {
+		out = append(out, b.Name)
+	}
+	return out
 }
