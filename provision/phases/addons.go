@@ -142,29 +142,11 @@ func addonStamp(sets map[string]*artifacts.AddonSet, images []artifacts.Image) [
 // builtin add-on of the lab, at its version, and containerd still holds
 // each with the ID it had then. It only reads.
 func (r *Run) addonImagesInPlace(ctx context.Context, node string) (bool, error) {
-	conn, err := r.Conn(ctx, node)
-	if err != nil {
-		return false, err
-	}
-	out, err := conn.Run(ctx, "cat "+addonImagesStamp+" 2>/dev/null; true")
-	if err != nil {
-		return false, err
-	}
-	images, ok := parseImageStamp(out)
-	if !ok {
-		return false, nil
-	}
-	have := map[string]bool{}
-	for _, im := range images {
-		have[im.Ref] = true
-	}
+	var want []string
 	for _, a := range r.builtinAddons() {
-		if !have[artifacts.AddonImageRef(a.Name, a.Version)] {
-			return false, nil
-		}
+		want = append(want, artifacts.AddonImageRef(a.Name, a.Version))
 	}
-	missing, err := missingOf(ctx, conn, images)
-	return err == nil && len(missing) == 0, err
+	return r.stampedImagesInPlace(ctx, node, addonImagesStamp, want)
 }
 
 // AddonImages imports the images lab built for an offline lab's builtin

@@ -195,17 +195,33 @@ func parseImageStamp(out string) (images []artifacts.Image, ok bool) {
 // images and containerd still holds each with the ID it had then. It only
 // reads.
 func (r *Run) ciliumImagesInPlace(ctx context.Context, node string) (bool, error) {
+	return r.stampedImagesInPlace(ctx, node, ciliumImagesStamp, nil)
+}
+
+// stampedImagesInPlace reports whether node has the image stamp at path
+// (see ciliumImagesStamp) naming every reference in want, and containerd
+// still holds each image it lists with the ID it had then. It only reads.
+func (r *Run) stampedImagesInPlace(ctx context.Context, node, path string, want []string) (bool, error) {
 	conn, err := r.Conn(ctx, node)
 	if err != nil {
 		return false, err
 	}
-	out, err := conn.Run(ctx, "cat "+ciliumImagesStamp+" 2>/dev/null; true")
+	out, err := conn.Run(ctx, "cat "+path+" 2>/dev/null; true")
 	if err != nil {
 		return false, err
 	}
 	images, ok := parseImageStamp(out)
 	if !ok {
 		return false, nil
+	}
+	have := map[string]bool{}
+	for _, im := range images {
+		have[im.Ref] = true
+	}
+	for _, ref := range want {
+		if !have[ref] {
+			return false, nil
+		}
 	}
 	missing, err := missingOf(ctx, conn, images)
 	return err == nil && len(missing) == 0, err
