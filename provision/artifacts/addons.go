@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -88,9 +89,36 @@ type AddonOptions struct {
 	// images that carry a shell; asked only when one is built.
 	Userland func() (string, error)
 	// Go is the go command. Default: "go" on PATH.
-	Go    string
+	Go string
+	// Proxy is a GOPROXY list for the chart of a release whose module
+	// hash lab knows; default: the environment's, else DefaultGoProxy.
+	Proxy string
 	Force bool
 	Log   io.Writer
+
+	// moduleSum stands in for addonModuleSums' entry, for tests.
+	moduleSum string
+}
+
+// addonModuleSums are the Go checksum database's hashes of the builtin
+// add-ons' module zips lab knows, by "<name>@<version>": with one, a lab
+// whose nodes pull images takes the chart from the module proxy without a
+// go command, and uses the zip only when it has this hash.
+var addonModuleSums = map[string]string{
+	"metrics-server@v0.8.0":          "h1:Zlsi3sBWEtFKCD3+xSysThvXyLQ363rUAlqpnsY5JwI=",
+	"local-path-provisioner@v0.0.30": "h1:OkiuofkCSscddl7tma/B9Ox1wu+JEVSrP7IcZI65Ggo=",
+}
+
+// addonKnownReleases lists the releases of add-on name in addonModuleSums.
+func addonKnownReleases(name string) string {
+	var out []string
+	for k := range addonModuleSums {
+		if n, v, _ := strings.Cut(k, "@"); n == name {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 var addonName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -130,10 +158,6 @@ func (c Cache) GatherAddon(ctx context.Context, o AddonOptions) (set *AddonSet, 
 	if err := o.setDefaults(); err != nil {
 		return nil, false, err
 	}
-	goVersion, err := output(ctx, "", nil, o.Go, "env", "GOVERSION")
-	if err != nil {
-		return nil, false, fmt.Errorf("add-on %s: the go command: %w", o.Name, err)
-	}
 	source := SourceRelease
 	if o.Source == SourceBuild {
 		source = SourceBuild
@@ -145,7 +169,25 @@ func (c Cache) GatherAddon(ctx context.Context, o AddonOptions) (set *AddonSet, 
 		"module":  o.Module,
 		"version": o.Version,
 		"arch":    o.Arch,
-		"go":      strings.TrimSpace(goVersion),
+	}
+	// A chart alone, of a release whose hash lab knows, comes straight
+	// from the module proxy: a laptop running lab needs no go command.
+	sum := o.moduleSum
+	if sum == "" {
+		sum = addonModuleSums[o.Name+"@"+o.Version]
+	}
+	if source == SourceRelease && sum != "" {
+		inputs["moduleSum"] = sum
+	} else {
+		goVersion, err := output(ctx, "", nil, o.Go, "env", "GOVERSION")
+		if err != nil {
+			if source == SourceRelease {
+				return nil, false, fmt.Errorf("add-on %s %s: lab knows the module hash of %s only, and other releases come through the go command, which failed: %w",
+					o.Name, o.Version, addonKnownReleases(o.Name), err)
+			}
+			return nil, false, fmt.Errorf("add-on %s: the go command: %w", o.Name, err)
+		}
+		inputs["go"] = strings.TrimSpace(goVersion)
 	}
 	userland := ""
 	if source == SourceBuild {
@@ -189,7 +231,10 @@ func (c Cache) GatherAddon(ctx context.Context, o AddonOptions) (set *AddonSet, 
 	}
 	defer os.RemoveAll(work)
 	s := &AddonSet{Name: o.Name, Version: o.Version, Arch: o.Arch, Source: source, Key: key, Inputs: inputs, Images: []Image{}, dir: dir}
-	b := &addonBuilder{o: o, s: s, work: work, userland: userland,
+	if source == SourceBuild {
+		sum = ""
+	}
+	b := &addonBuilder{o: o, s: s, work: work, userland: userland, sum: sum,
 		b: &builder{o: BuildOptions{Arch: o.Arch, Go: o.Go, Log: o.Log}, work: work, out: filepath.Join(work, "out")}}
 	if err := b.build(ctx); err != nil {
 		return nil, false, fmt.Errorf("add-on %s %s: %w", o.Name, o.Version, err)
@@ -350,7 +395,10 @@ type addonBuilder struct {
 	s        *AddonSet
 	work     string
 	userland string
-	b        *builder
+	// sum is the module zip's hash when the chart comes straight from
+	// the proxy; "" when the go command downloads the module.
+	sum string
+	b   *builder
 }
 
 func (a *addonBuilder) logf(format string, args ...any) {
@@ -361,11 +409,21 @@ func (a *addonBuilder) build(ctx context.Context) error {
 	start := time.Now()
 	r := addonRecipes[a.o.Name]
 	src := filepath.Join(a.work, "src")
-	if err := a.source(ctx, src); err != nil {
+	chartDir := filepath.Join(src, filepath.FromSlash(r.chartDir))
+	if a.sum != "" {
+		chartDir = filepath.Join(a.work, "chart")
+		zipPath := filepath.Join(a.work, "module.zip")
+		a.logf("downloading the %s@%s module from %s for its chart", a.o.Module, a.o.Version, goProxy(a.o.Proxy))
+		if err := downloadModule(ctx, a.o.Proxy, a.o.Module, a.o.Version, a.sum, zipPath); err != nil {
+			return err
+		}
+		if err := extractModuleTree(zipPath, a.o.Module, a.o.Version, r.chartDir, chartDir); err != nil {
+			return err
+		}
+	} else if err := a.source(ctx, src); err != nil {
 		return err
 	}
 	chart := filepath.Join(a.work, r.chartName+".tgz")
-	chartDir := filepath.Join(src, filepath.FromSlash(r.chartDir))
 	if err := packChart(chartDir, chart, r.chartName, ""); err != nil {
 		return err
 	}

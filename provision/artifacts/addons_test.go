@@ -1,7 +1,11 @@
 package artifacts
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,5 +113,74 @@ func TestAddonOptionsRefused(t *testing.T) {
 		if _, _, err := (Cache{Root: t.TempDir()}).GatherAddon(t.Context(), o); err == nil {
 			t.Errorf("GatherAddon(%+v) did not refuse", o)
 		}
+	}
+}
+
+// moduleZip writes a module zip of sigs.k8s.io/metrics-server v0.8.0
+// holding a small chart, and returns it with its h1 hash.
+func moduleZip(t *testing.T, chartVersion string) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	prefix := "sigs.k8s.io/metrics-server@v0.8.0/"
+	for name, content := range map[string]string{
+		"go.mod":                           "module sigs.k8s.io/metrics-server\n",
+		"charts/metrics-server/Chart.yaml": "apiVersion: v2\nname: metrics-server\nversion: " + chartVersion + "\n",
+		"charts/metrics-server/templates/deployment.yaml": "kind: Deployment\n",
+		"cmd/metrics-server/main.go":                      "package main\n",
+	} {
+		w, err := zw.Create(prefix + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "m.zip")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := moduleHash1(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), sum
+}
+
+// A lab whose nodes pull images takes a builtin's chart from the module
+// proxy, with no go command, and only a zip with the known hash.
+func TestGatherAddonChartWithoutGo(t *testing.T) {
+	good, sum := moduleZip(t, "3.12.2")
+	other, _ := moduleZip(t, "9.9.9")
+	serve := good
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/sigs.k8s.io/metrics-server/@v/v0.8.0.zip" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(serve)
+	}))
+	defer srv.Close()
+	o := AddonOptions{Name: "metrics-server", Module: "sigs.k8s.io/metrics-server", Version: "v0.8.0", Arch: "amd64",
+		Source: SourceRelease, Go: "/nonexistent/go", Proxy: srv.URL, moduleSum: sum}
+	c := Cache{Root: t.TempDir()}
+	s, found, err := c.GatherAddon(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found || s.ChartVersion != "3.12.2" || len(s.Images) != 0 || s.HelmPath() != "" {
+		t.Errorf("set %+v (found %v): want the chart alone", s, found)
+	}
+	if _, found, err := c.GatherAddon(t.Context(), o); err != nil || !found {
+		t.Errorf("second gather: found %v, %v; want the cached set", found, err)
+	}
+	serve = other
+	o.Force = true
+	if _, _, err := c.GatherAddon(t.Context(), o); err == nil || !strings.Contains(err.Error(), "checksum database") {
+		t.Errorf("a zip with another hash: %v, want it refused", err)
 	}
 }

@@ -72,7 +72,14 @@ func downloadCiliumModule(ctx context.Context, proxy, version, dst string) error
 		return fmt.Errorf("Cilium %s: lab knows the module hashes of Cilium %s only; pick one of them in cni.cilium.version",
 			version, strings.Join(CiliumVersions(), ", "))
 	}
-	url := fmt.Sprintf("%s/%s/@v/v%s.zip", goProxy(proxy), ciliumModule, version)
+	return downloadModule(ctx, proxy, ciliumModule, "v"+version, want, dst)
+}
+
+// downloadModule fetches the zip of module at version (with its "v") from
+// proxy into dst, and keeps it only when it has the Go checksum database's
+// hash want.
+func downloadModule(ctx context.Context, proxy, module, version, want, dst string) error {
+	url := fmt.Sprintf("%s/%s/@v/%s.zip", goProxy(proxy), module, version)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -144,15 +151,22 @@ func moduleHash1(zipPath string) (string, error) {
 	return "h1:" + base64.StdEncoding.EncodeToString(summary.Sum(nil)), nil
 }
 
-// extractModuleDir writes the files of a module zip under dir (a path in
-// the module, e.g. install/kubernetes/cilium) to dst, keeping the tree.
+// extractModuleDir writes the files of Cilium's module zip under dir (a
+// path in the module, e.g. install/kubernetes/cilium) to dst, keeping the
+// tree.
 func extractModuleDir(zipPath, version, dir, dst string) error {
+	return extractModuleTree(zipPath, ciliumModule, "v"+version, dir, dst)
+}
+
+// extractModuleTree writes the files under dir of the zip of module at
+// version (with its "v") to dst, keeping the tree.
+func extractModuleTree(zipPath, module, version, dir, dst string) error {
 	z, err := zip.OpenReader(zipPath)
 	if err != nil {
 		return err
 	}
 	defer z.Close()
-	prefix := ciliumModule + "@v" + version + "/" + strings.Trim(dir, "/") + "/"
+	prefix := module + "@" + version + "/" + strings.Trim(dir, "/") + "/"
 	n := 0
 	for _, f := range z.File {
 		rel, ok := strings.CutPrefix(f.Name, prefix)
