@@ -3,12 +3,12 @@ package phases
 import (
 	"context"
 	"fmt"
-	"github.com/labctl/lab/templates/addons"
 	"net/netip"
 	"strings"
 
 	"github.com/labctl/lab/provision/workflow"
 	"github.com/labctl/lab/templates"
+	"github.com/labctl/lab/templates/addons"
 )
 
 // labMarker is in the first lines of every file lab renders; reset removes
