@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -63,8 +64,13 @@ func apiConnectionFailed(out string) bool {
 			return true
 		}
 	}
-	return false
+	// A session reset under load: kubectl's request to the API's URL
+	// failed on the connection.
+	return strings.Contains(out, "connection reset by peer") && apiRequest.MatchString(out)
 }
+
+// apiRequest is how Go's HTTP client names kubectl's failed request.
+var apiRequest = regexp.MustCompile(`(Get|Post|Put|Patch|Delete) "https://[^"]+/(api|apis)/`)
 
 // netPod is one netcheck pod: its name (the name it answers with), the node
 // it is pinned to and its address.
